@@ -1,0 +1,137 @@
+"""Building the requested variants from the verified fp32 graph.
+
+Each builder writes one graph into the work dir and returns it verified against
+PyTorch. int8 is built both per-tensor and per-channel: per-channel is kept unless it
+costs accuracy on the parity set (``--quantize auto`` keeps both in its table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa_engine.export import features, fusion, quantize
+from qa_engine.export.options import ExportOptions
+from qa_engine.export.variants import Variant, Verifier, prefer_per_channel
+from qa_engine.extras import require
+
+
+@dataclass
+class BuildContext:
+    """What every builder needs.
+
+    Attributes:
+        options: The export options.
+        base: The verified fp32 variant (at the requested level; O3 when O4 was asked).
+        raw_dir: Dir of the unoptimised export (model.onnx + config.json).
+        work: Scratch dir for the variants.
+        tokenizer: The fast tokenizer (for calibration windows).
+        verifier: PyTorch reference and checks.
+        max_seq_length: Window length.
+        doc_stride: Window overlap.
+        log: Progress output.
+    """
+
+    options: ExportOptions
+    base: Variant
+    raw_dir: Path
+    work: Path
+    tokenizer: Any
+    verifier: Verifier
+    max_seq_length: int
+    doc_stride: int
+    log: Callable[[str], None]
+
+
+def graph_inputs(path: Path) -> list[str]:
+    """Names of the inputs an ONNX graph declares (initializers excluded)."""
+    onnx = require("onnx")
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+    return [i.name for i in graph.input if i.name not in initializers]
+
+
+def build_fp16(ctx: BuildContext) -> Variant:
+    """O4 (ORTOptimizer's fp16 preset) when asked for, else fp16 conversion of the base."""
+    if ctx.options.optimize == "O4":
+        if ctx.options.device != "cuda":
+            ctx.log("Optimizing at O4 (fp16 for CUDA; verified here on CPU, where it is slow)")
+        else:
+            ctx.log("Optimizing at O4 (fp16, CUDA)")
+        path = fusion.optimize_graph(ctx.raw_dir, ctx.work / "O4", "O4", for_gpu=True)
+        settings = {"method": "ORTOptimizer O4", "keep_io_types": True}
+        return Variant("fp16-O4", path, "fp16", "O4", settings)
+    ctx.log(f"Converting {ctx.base.name} to fp16")
+    path = ctx.work / f"fp16-{ctx.base.optimization}.onnx"
+    settings = quantize.to_fp16(ctx.base.path, path)
+    return Variant(f"fp16-{ctx.base.optimization}", path, "fp16", ctx.base.optimization, settings)
+
+
+def build_int8_dynamic(ctx: BuildContext, *, per_channel: bool) -> Variant:
+    """Dynamic int8 with the preset fitting this CPU."""
+    preset = quantize.cpu_preset()
+    name = f"int8-dynamic-{'per-channel' if per_channel else 'per-tensor'}"
+    ctx.log(f"Quantizing {name} (preset {preset})")
+    path = ctx.work / f"{name}.onnx"
+    settings = quantize.dynamic_int8(ctx.base.path, path, per_channel=per_channel, preset=preset)
+    return Variant(name, path, "int8-dynamic", ctx.base.optimization, settings)
+
+
+def calibration_feeds(ctx: BuildContext) -> list[dict]:
+    """Batch-1 windows of the calibration questions (those after the parity questions)."""
+    options = ctx.options
+    if options.calibration_file is None:
+        raise ValueError("static int8 needs --calibration-file")
+    examples, _, total = features.load_examples(
+        options.calibration_file, options.parity_samples, options.calibration_samples
+    )
+    if options.parity_samples + options.calibration_samples > total:
+        ctx.log(
+            f"note: {options.calibration_file} has {total} usable questions; calibration "
+            "questions overlap the parity questions"
+        )
+    windows = features.build_windows(ctx.tokenizer, examples, ctx.max_seq_length, ctx.doc_stride)
+    return features.calibration_feeds(windows, graph_inputs(ctx.base.path), len(windows))
+
+
+def build_int8_static(ctx: BuildContext, feeds: list[dict], *, per_channel: bool) -> Variant:
+    """QDQ static int8 calibrated on real SQuAD windows."""
+    name = f"int8-static-{'per-channel' if per_channel else 'per-tensor'}"
+    ctx.log(f"Quantizing {name} (calibrating on {len(feeds)} windows)")
+    path = ctx.work / f"{name}.onnx"
+    settings = quantize.static_int8(ctx.base.path, path, feeds, per_channel=per_channel)
+    return Variant(name, path, "int8-static", ctx.base.optimization, settings)
+
+
+def build_variants(ctx: BuildContext) -> tuple[list[Variant], Variant | None]:
+    """Build and verify the variants beyond the fp32 base.
+
+    Returns:
+        Every variant built (for the comparison table) and the one the requested mode
+        keeps (None: the fp32 base; with ``auto`` the caller chooses among all).
+    """
+    mode, device = ctx.options.quantize, ctx.options.device
+    verify = ctx.verifier.verify
+    built: list[Variant] = []
+    main: Variant | None = None
+    if mode in ("fp16", "auto") or ctx.options.optimize == "O4":
+        main = verify(build_fp16(ctx), ctx.log)
+        built.append(main)
+    if device == "cuda" and mode == "auto":
+        # ORT's CUDA provider has no fast kernels for these graphs; they would run on CPU.
+        ctx.log("auto on CUDA: comparing fp32 and fp16 only (no int8 on ORT's CUDA provider)")
+        return built, None
+    if mode in ("int8-dynamic", "auto"):
+        pair = [verify(build_int8_dynamic(ctx, per_channel=pc), ctx.log) for pc in (False, True)]
+        built.extend(pair)
+        main = prefer_per_channel(*pair)
+    if mode in ("int8-static", "auto"):
+        feeds = calibration_feeds(ctx)
+        pair = [
+            verify(build_int8_static(ctx, feeds, per_channel=pc), ctx.log) for pc in (False, True)
+        ]
+        built.extend(pair)
+        main = prefer_per_channel(*pair)
+    return built, (None if mode == "auto" else main)

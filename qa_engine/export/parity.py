@@ -1,0 +1,228 @@
+"""Every variant against the PyTorch model: logits, decoded answers, F1 and latency.
+
+The answers go through :func:`qa_engine.decoding.decode_question`, the decoder the
+runtime uses, so "agreement" means the user would see the same answer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa_engine.data import QAExample
+from qa_engine.decoding import WindowLogits, decode_question
+from qa_engine.export.features import Windows
+from qa_engine.extras import require
+from qa_engine.metrics import f1_score, squad_metrics
+
+BATCH_SIZE = 8
+# (start_logits, end_logits) of each window, unpadded: ((seq,), (seq,)).
+Logits = list[tuple[np.ndarray, np.ndarray]]
+
+
+class ParityError(RuntimeError):
+    """An fp32 variant disagrees with PyTorch beyond the tolerance: the export is broken."""
+
+
+@dataclass
+class DecodeSettings:
+    """How answers are decoded (from qa_config.json or defaults)."""
+
+    max_answer_length: int = 30
+    version_2: bool = False
+    null_threshold: float = 0.0
+
+
+@dataclass
+class ParityReport:
+    """One variant compared with PyTorch.
+
+    Attributes:
+        max_abs_logit_diff: Max |ONNX - PyTorch| over all start/end logits of real tokens.
+        mean_abs_logit_diff: Mean of the same.
+        answer_agreement: Fraction of questions whose decoded answer text is identical.
+        f1_vs_pytorch: Token F1 (0-100) of the variant's answers against PyTorch's.
+        f1: F1 (0-100) against the gold answers (None without a SQuAD file).
+        f1_pytorch: PyTorch's F1 against the same gold answers (None without).
+        f1_delta: ``f1 - f1_pytorch`` with gold, else ``f1_vs_pytorch - 100``.
+        questions: Questions compared.
+        windows: Windows (features) compared.
+        pairs: "squad" (real questions) or "generated".
+    """
+
+    max_abs_logit_diff: float
+    mean_abs_logit_diff: float
+    answer_agreement: float
+    f1_vs_pytorch: float
+    f1: float | None
+    f1_pytorch: float | None
+    f1_delta: float
+    questions: int
+    windows: int
+    pairs: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_session(path: Path, device: str) -> Any:
+    """An onnxruntime session on ``device``; CUDA silently falling back to CPU is an error."""
+    ort = require("onnxruntime", "cpu")
+    if device == "cuda":
+        available = ort.get_available_providers()
+        if "CUDAExecutionProvider" not in available:
+            raise ValueError(
+                f"--device cuda needs onnxruntime-gpu with CUDA; available providers: {available}"
+            )
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    else:
+        providers = ["CPUExecutionProvider"]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        raise RuntimeError(f"{path}: CUDA was requested but the session runs on CPU only")
+    return session
+
+
+def session_logits(session: Any, windows: Windows) -> Logits:
+    """Start/end logits of every window from an ONNX session (right-padded batches)."""
+    names = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    order = [outputs.index("start_logits"), outputs.index("end_logits")]
+    result: Logits = []
+    for lo in range(0, len(windows), BATCH_SIZE):
+        indices = list(range(lo, min(lo + BATCH_SIZE, len(windows))))
+        out = session.run(None, windows.batch(indices, names))
+        start, end = (np.asarray(out[k], dtype=np.float32) for k in order)  # (batch, seq)
+        for row, i in enumerate(indices):
+            n = windows.length(i)
+            result.append((start[row, :n], end[row, :n]))
+    return result
+
+
+def torch_logits(net: Any, windows: Windows) -> Logits:
+    """Start/end logits of every window from the PyTorch model."""
+    torch = require("torch")
+    accepted = [n for n in windows.inputs if n in inspect.signature(net.forward).parameters]
+    device = next(net.parameters()).device
+    result: Logits = []
+    with torch.inference_mode():
+        for lo in range(0, len(windows), BATCH_SIZE):
+            indices = list(range(lo, min(lo + BATCH_SIZE, len(windows))))
+            feeds = windows.batch(indices, accepted)
+            out = net(**{k: torch.from_numpy(v).to(device) for k, v in feeds.items()})
+            start = out.start_logits.float().cpu().numpy()  # (batch, seq)
+            end = out.end_logits.float().cpu().numpy()
+            for row, i in enumerate(indices):
+                n = windows.length(i)
+                result.append((start[row, :n], end[row, :n]))
+    return result
+
+
+def decode_answers(
+    windows: Windows, logits: Logits, examples: Sequence[QAExample], settings: DecodeSettings
+) -> list[str]:
+    """The best answer text of each question, through the runtime's decoder."""
+    per_question: list[list[WindowLogits]] = [[] for _ in examples]
+    for i, (start, end) in enumerate(logits):
+        per_question[windows.example_index[i]].append(
+            WindowLogits(start, end, windows.offsets[i], windows.context_mask[i])
+        )
+    threshold = settings.null_threshold if settings.version_2 else None
+    answers = []
+    for question_windows, example in zip(per_question, examples, strict=True):
+        decoded = decode_question(
+            question_windows,
+            example.context,
+            max_answer_length=settings.max_answer_length,
+            null_threshold=threshold,
+        )
+        answers.append(decoded.answers[0].text)
+    return answers
+
+
+def gold_f1(answers: Sequence[str], examples: Sequence[QAExample], version_2: bool) -> float | None:
+    """Official SQuAD F1 (0-100), or None for generated pairs (no gold)."""
+    if not any(ex.answers["text"] or ex.is_impossible for ex in examples):
+        return None
+    predictions = {ex.id: a for ex, a in zip(examples, answers, strict=True)}
+    return float(squad_metrics(predictions, examples, version_2)["f1"])
+
+
+def compare(
+    reference: Logits,
+    reference_answers: Sequence[str],
+    variant: Logits,
+    variant_answers: Sequence[str],
+    examples: Sequence[QAExample],
+    version_2: bool,
+    pairs: str,
+) -> ParityReport:
+    """Compare one variant's logits and answers with PyTorch's."""
+    diffs = np.concatenate(
+        [
+            np.abs(v - r).ravel()
+            for ref, var in zip(reference, variant, strict=True)
+            for r, v in zip(ref, var, strict=True)
+        ]
+    )
+    same = [a == b for a, b in zip(reference_answers, variant_answers, strict=True)]
+    f1_ref = [
+        1.0 if v == r else f1_score(v, r, version_2=version_2)
+        for r, v in zip(reference_answers, variant_answers, strict=True)
+    ]
+    f1 = gold_f1(variant_answers, examples, version_2)
+    f1_pytorch = gold_f1(reference_answers, examples, version_2)
+    f1_vs_pytorch = 100.0 * float(np.mean(f1_ref))
+    delta = f1 - f1_pytorch if f1 is not None and f1_pytorch is not None else f1_vs_pytorch - 100
+    return ParityReport(
+        max_abs_logit_diff=float(diffs.max()),
+        mean_abs_logit_diff=float(diffs.mean()),
+        answer_agreement=float(np.mean(same)),
+        f1_vs_pytorch=f1_vs_pytorch,
+        f1=f1,
+        f1_pytorch=f1_pytorch,
+        f1_delta=float(delta),
+        questions=len(examples),
+        windows=len(reference),
+        pairs=pairs,
+    )
+
+
+def check_fp32(name: str, report: ParityReport, atol: float) -> None:
+    """The fp32 gate: raise :class:`ParityError` if logits differ by more than ``atol``."""
+    if not report.max_abs_logit_diff <= atol:  # also catches NaN
+        raise ParityError(
+            f"parity check failed for {name}: max |ONNX - PyTorch| logit difference is "
+            f"{report.max_abs_logit_diff:.3g} (tolerance {atol:g}); answer agreement "
+            f"{report.answer_agreement:.1%} on {report.questions} questions. The fp32 graph "
+            "does not compute what the checkpoint computes; nothing was written."
+        )
+
+
+def latency_ms(session: Any, windows: Windows, *, limit: int = 24, warmup: int = 3) -> dict:
+    """Batch-1 latency (ms) over real windows: warm up, then time each window twice."""
+    names = [i.name for i in session.get_inputs()]
+    feeds = [windows.batch([i], names) for i in range(min(limit, len(windows)))]
+    for feed in feeds[:warmup]:
+        session.run(None, feed)
+    times = []
+    for _ in range(2):
+        for feed in feeds:
+            t0 = time.perf_counter()
+            session.run(None, feed)
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return {
+        "p50": round(statistics.median(times), 3),
+        "mean": round(statistics.fmean(times), 3),
+        "windows": len(feeds),
+        "mean_tokens": round(float(np.mean([windows.length(i) for i in range(len(feeds))])), 1),
+    }

@@ -1,0 +1,204 @@
+"""Model variants (fp32 / fp16 / int8) and the verifier that measures each against PyTorch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa_engine.data import QAExample
+from qa_engine.export.features import Windows
+from qa_engine.export.fusion import count_fused_ops
+from qa_engine.export.parity import (
+    DecodeSettings,
+    Logits,
+    ParityReport,
+    check_fp32,
+    compare,
+    decode_answers,
+    latency_ms,
+    make_session,
+    session_logits,
+)
+
+
+@dataclass
+class Variant:
+    """One candidate graph.
+
+    Attributes:
+        name: Short label, e.g. "fp32-O2", "int8-dynamic-per-channel".
+        path: The .onnx file.
+        precision: Manifest precision ("fp32", "fp16", "int8-dynamic", "int8-static").
+        optimization: ORT optimisation level it was built from.
+        settings: Quantization/conversion settings (recorded in the manifest).
+        parity: Comparison with PyTorch, once verified.
+        latency: Batch-1 latency summary (ms), once verified.
+        fused_ops: Fused-operator counts of the graph.
+    """
+
+    name: str
+    path: Path
+    precision: str
+    optimization: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    parity: ParityReport | None = None
+    latency: dict[str, Any] | None = None
+    fused_ops: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def size_mb(self) -> float:
+        return self.path.stat().st_size / 2**20
+
+    def accuracy_key(self) -> float:
+        """What "accuracy" means for choosing between variants: gold F1, else F1 vs PyTorch."""
+        if self.parity is None:
+            raise RuntimeError(f"{self.name} has not been verified")
+        return self.parity.f1 if self.parity.f1 is not None else self.parity.f1_vs_pytorch
+
+    def row(self) -> dict[str, Any]:
+        """A row of the comparison table."""
+        p = self.parity
+        return {
+            "name": self.name,
+            "precision": self.precision,
+            "optimization": self.optimization,
+            "size_mb": round(self.size_mb, 2),
+            "latency_ms_p50": self.latency["p50"] if self.latency else None,
+            "max_abs_logit_diff": p.max_abs_logit_diff if p else None,
+            "answer_agreement": p.answer_agreement if p else None,
+            "f1": p.f1 if p else None,
+            "f1_vs_pytorch": p.f1_vs_pytorch if p else None,
+        }
+
+
+@dataclass
+class Verifier:
+    """Holds the PyTorch reference on a fixed set of windows and checks variants against it.
+
+    Attributes:
+        windows: The windows every variant runs on.
+        examples: The questions behind them.
+        reference: PyTorch start/end logits per window.
+        reference_answers: PyTorch's decoded answers.
+        settings: Decoding settings.
+        device: "cpu" or "cuda" for the ONNX sessions.
+        pairs: "squad" or "generated".
+        atol: fp32 gate.
+        time_it: Measure batch-1 latency too.
+    """
+
+    windows: Windows
+    examples: Sequence[QAExample]
+    reference: Logits
+    reference_answers: list[str]
+    settings: DecodeSettings
+    device: str
+    pairs: str
+    atol: float
+    time_it: bool = True
+
+    def verify(self, variant: Variant, log: Callable[[str], None]) -> Variant:
+        """Run ``variant`` on every window, compare with PyTorch, gate fp32, time it.
+
+        Raises:
+            ParityError: An fp32 variant is off by more than ``atol``.
+        """
+        session = make_session(variant.path, self.device)
+        logits = session_logits(session, self.windows)
+        answers = decode_answers(self.windows, logits, self.examples, self.settings)
+        variant.parity = compare(
+            self.reference,
+            self.reference_answers,
+            logits,
+            answers,
+            self.examples,
+            self.settings.version_2,
+            self.pairs,
+        )
+        variant.fused_ops = count_fused_ops(variant.path)
+        if variant.precision == "fp32":
+            check_fp32(variant.name, variant.parity, self.atol)
+        if self.time_it:
+            variant.latency = latency_ms(session, self.windows)
+        p = variant.parity
+        log(
+            f"  {variant.name}: max|dlogit| {p.max_abs_logit_diff:.2e}, answers agree "
+            f"{p.answer_agreement:.1%}, F1 vs PyTorch {p.f1_vs_pytorch:.1f}"
+            + (f", F1 {p.f1:.2f} (PyTorch {p.f1_pytorch:.2f})" if p.f1 is not None else "")
+            + (f", {variant.latency['p50']:.2f} ms/window" if variant.latency else "")
+            + f", {variant.size_mb:.1f} MB"
+        )
+        return variant
+
+
+def prefer_per_channel(per_tensor: Variant, per_channel: Variant) -> Variant:
+    """Per-channel scales unless they cost accuracy (ties go to per-channel)."""
+    if per_channel.accuracy_key() >= per_tensor.accuracy_key():
+        return per_channel
+    return per_tensor
+
+
+def relative_f1_drop(variant: Variant) -> float:
+    """Relative F1 drop (%) vs PyTorch on gold answers (or vs PyTorch's own answers)."""
+    p = variant.parity
+    if p is None:
+        raise RuntimeError(f"{variant.name} has not been verified")
+    if p.f1 is None or p.f1_pytorch is None:
+        return 100.0 - p.f1_vs_pytorch
+    if p.f1_pytorch <= 0:
+        return 0.0 if p.f1 >= p.f1_pytorch else float("inf")
+    return max(0.0, 100.0 * (p.f1_pytorch - p.f1) / p.f1_pytorch)
+
+
+def select_fastest(
+    candidates: Sequence[Variant], max_f1_drop: float
+) -> tuple[Variant, list[dict[str, Any]]]:
+    """``--quantize auto``: the fastest variant within the F1 budget, and the full table.
+
+    fp32 variants passed the parity gate, so they are always eligible: there is always
+    an answer.
+    """
+    rows = []
+    eligible = []
+    for variant in candidates:
+        drop = relative_f1_drop(variant)
+        ok = variant.precision == "fp32" or drop <= max_f1_drop
+        if ok:
+            eligible.append(variant)
+        rows.append({**variant.row(), "f1_drop_pct": round(drop, 3), "eligible": ok})
+    if not eligible:
+        raise RuntimeError("no eligible variant (the fp32 candidate is missing)")
+    best = min(eligible, key=lambda v: v.latency["p50"] if v.latency else float("inf"))
+    for row in rows:
+        row["selected"] = row["name"] == best.name
+    return best, rows
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A fixed-width text table of comparison rows."""
+    columns = [
+        ("name", "variant", "{}"),
+        ("size_mb", "MB", "{:.1f}"),
+        ("latency_ms_p50", "ms p50", "{:.2f}"),
+        ("max_abs_logit_diff", "max|dlogit|", "{:.2e}"),
+        ("answer_agreement", "agree", "{:.1%}"),
+        ("f1", "F1", "{:.2f}"),
+        ("f1_drop_pct", "F1 drop %", "{:.2f}"),
+        ("selected", "chosen", "{}"),  # bools print as "*" / ""
+    ]
+    columns = [c for c in columns if any(c[0] in r for r in rows)]
+    cells = [[h for _, h, _ in columns]]
+    for r in rows:
+        cells.append([_cell(r.get(k), fmt) for k, _, fmt in columns])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells
+    )
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if isinstance(value, bool):
+        return "*" if value else ""
+    return "-" if value is None else fmt.format(value)
