@@ -1,0 +1,41 @@
+"""Runtime CLI commands (``qa-engine predict``, ``qa-engine eval``).
+
+Like every command module, these import only click and the standard library at module
+level; the runtime is imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def load_engine(export_dir: str, device: str, threads: int | None):
+    """Load a :class:`~qa_engine.engine.QAEngine`, turning load errors into clean CLI errors."""
+    from qa_engine.extras import require
+
+    require("onnxruntime", "cpu")
+    from qa_engine.engine import QAEngine
+
+    try:
+        return QAEngine.from_pretrained(export_dir, device=device, threads=threads)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+# Options shared by predict and eval.
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto, cpu, cuda, cuda:N or openvino.",
+)
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads."
+)
+batch_size_option = click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Windows per onnxruntime call.",
+)

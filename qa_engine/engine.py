@@ -1,0 +1,350 @@
+"""QAEngine: the torch-free runtime (numpy, tokenizers, onnxruntime).
+
+The path of a question: tokenize into overlapping windows (:mod:`qa_engine.tokenization`)
+-> run the windows of many questions in batches, sorted by length so each batch is
+padded only to its longest member (:mod:`qa_engine.session`) -> decode the best span
+over all windows of each question (:mod:`qa_engine.decoding`).
+
+An engine holds no per-call state, so one engine can serve many threads at once
+(onnxruntime sessions and ``tokenizers`` encoders are safe to call concurrently).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qa_engine.decoding import Answer, DecodedQuestion, WindowLogits, decode_question
+from qa_engine.manifest import MODEL_NAME, TOKENIZER_NAME, ExportManifest
+from qa_engine.session import OnnxQASession, ProviderSpec
+from qa_engine.tokenization import QATokenizer, Window
+
+# Questions tokenized and batched together when streaming: large enough to sort windows
+# by length usefully, small enough to keep memory flat on endless iterables.
+_CHUNK_QUESTIONS = 512
+
+
+class QAEngine:
+    """Extractive question answering over an exported model directory.
+
+    Args:
+        path: Export directory with ``model.onnx``, ``tokenizer.json`` and
+            ``qa_manifest.json`` (written by ``qa-engine export``).
+        device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``
+            (``"cuda:N"``) or ``"openvino"``.
+        providers: Explicit onnxruntime providers (names or ``(name, options)`` pairs);
+            wins over ``device``.
+        threads: onnxruntime intra-op threads (``None``: one per core).
+
+    Raises:
+        FileNotFoundError: The directory or one of its files is missing (named).
+        ValueError: A file is corrupt (named), or a bad device/provider.
+        RuntimeError: An accelerator was requested and onnxruntime fell back to CPU.
+
+    Example:
+        >>> engine = QAEngine.from_pretrained("exports/spanbert-squad")
+        >>> engine("Who built it?", "The tower was built by Eiffel.").text
+        'eiffel'
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        device: str = "auto",
+        providers: Sequence[ProviderSpec] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"{self.path}: export directory not found")
+        self.manifest = ExportManifest.load(self.path)
+        self.tokenizer = QATokenizer.from_file(
+            self.path / TOKENIZER_NAME,
+            self.manifest.max_seq_length,
+            self.manifest.doc_stride,
+            self.manifest.max_question_len,
+        )
+        self.session = OnnxQASession(
+            self.path / MODEL_NAME, device=device, providers=providers, threads=threads
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        device: str = "auto",
+        providers: Sequence[ProviderSpec] | None = None,
+        threads: int | None = None,
+    ) -> QAEngine:
+        """Load an export directory (same arguments as the constructor)."""
+        return cls(path, device=device, providers=providers, threads=threads)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session actually runs on."""
+        return self.session.providers
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (
+            f"QAEngine({str(self.path)!r}, precision={m.precision!r}, "
+            f"max_seq_length={m.max_seq_length}, doc_stride={m.doc_stride}, "
+            f"providers={self.providers})"
+        )
+
+    # ----------------------------------------------------------------- answering
+    def __call__(self, question: str, context: str, **options) -> Answer | list[Answer]:
+        """Answer one question; same options as :meth:`predict`."""
+        return self.predict(question, context, **options)
+
+    def predict(
+        self,
+        questions: str | Iterable[str],
+        contexts: str | Iterable[str],
+        *,
+        batch_size: int = 32,
+        top_k: int = 1,
+        max_answer_length: int | None = None,
+        handle_impossible: bool | None = None,
+        null_threshold: float | None = None,
+    ) -> Answer | list[Answer] | list[list[Answer]]:
+        """Answer one question or many; a batch gives exactly what one-by-one calls give.
+
+        Args:
+            questions: A question, or an iterable of them (consumed in chunks).
+            contexts: A context, or an iterable with one per question. A single string
+                on either side is paired with every item of the other.
+            batch_size: Windows per onnxruntime call (bounds memory).
+            top_k: Answers per question.
+            max_answer_length: Longest answer in tokens (default: the manifest's).
+            handle_impossible: Allow "no answer" (``""``) as SQuAD 2.0 does; ``None``
+                follows the manifest's ``version_2``.
+            null_threshold: Answer "" when null score - best span score exceeds it
+                (default: the manifest's); implies ``handle_impossible`` unless False.
+
+        Returns:
+            For two strings, an :class:`Answer` (a list of ``top_k`` if ``top_k > 1``);
+            otherwise a list with one such entry per question.
+
+        Raises:
+            TypeError: A question or context is not a string.
+            ValueError: An empty or whitespace-only string, lengths that differ, or a
+                bad option.
+        """
+        results = list(
+            self.stream(
+                questions,
+                contexts,
+                batch_size=batch_size,
+                top_k=top_k,
+                max_answer_length=max_answer_length,
+                handle_impossible=handle_impossible,
+                null_threshold=null_threshold,
+            )
+        )
+        return results[0] if isinstance(questions, str) and isinstance(contexts, str) else results
+
+    def stream(
+        self, questions: str | Iterable[str], contexts: str | Iterable[str], **options
+    ) -> Iterator[Answer | list[Answer]]:
+        """Like :meth:`predict`, but yields one result per question as chunks finish.
+
+        Arguments are checked at once; iterables are consumed lazily, in chunks.
+        """
+        top_k = options.get("top_k", 1)
+        decoded = self.decode(questions, contexts, **options)
+        return (d.answers[0] if top_k == 1 else d.answers for d in decoded)
+
+    def decode(
+        self,
+        questions: str | Iterable[str],
+        contexts: str | Iterable[str],
+        *,
+        batch_size: int = 32,
+        top_k: int = 1,
+        max_answer_length: int | None = None,
+        handle_impossible: bool | None = None,
+        null_threshold: float | None = None,
+        n_best: int = 20,
+    ) -> Iterator[DecodedQuestion]:
+        """Like :meth:`stream`, yielding the full decoding (answers plus null/best scores).
+
+        Evaluation uses ``null_minus_best`` for the SQuAD 2.0 threshold search.
+        """
+        _positive_int("batch_size", batch_size)
+        _positive_int("top_k", top_k)
+        _positive_int("n_best", n_best)
+        if max_answer_length is None:
+            max_answer_length = self.manifest.max_answer_length
+        _positive_int("max_answer_length", max_answer_length)
+        threshold = self._threshold(handle_impossible, null_threshold)
+        pairs = _pairs(questions, contexts)  # type and length errors raise here, not lazily
+        return self._decode_pairs(
+            pairs,
+            batch_size=batch_size,
+            top_k=top_k,
+            n_best=max(n_best, top_k),
+            max_answer_length=max_answer_length,
+            null_threshold=threshold,
+        )
+
+    def _decode_pairs(
+        self, pairs: Iterator[tuple[str, str]], *, batch_size: int, **decode_options
+    ) -> Iterator[DecodedQuestion]:
+        while chunk := list(itertools.islice(pairs, max(_CHUNK_QUESTIONS, batch_size))):
+            chunk_questions, chunk_contexts = zip(*chunk, strict=True)
+            for windows, context in zip(
+                self.window_logits(chunk_questions, chunk_contexts, batch_size=batch_size),
+                chunk_contexts,
+                strict=True,
+            ):
+                yield decode_question(windows, context, **decode_options)
+
+    def _threshold(self, handle_impossible: bool | None, null_threshold: float | None):
+        if handle_impossible is False:
+            if null_threshold is not None:
+                raise ValueError("null_threshold needs handle_impossible=True (or None)")
+            return None
+        if handle_impossible is None and null_threshold is None and not self.manifest.version_2:
+            return None
+        return float(self.manifest.null_threshold if null_threshold is None else null_threshold)
+
+    # ------------------------------------------------------------ raw model outputs
+    def logits(self, question: str, context: str) -> list[WindowLogits]:
+        """Raw start/end logits of each window of one question (for parity checks)."""
+        return self.window_logits([question], [context])[0]
+
+    def window_logits(
+        self, questions: Sequence[str], contexts: Sequence[str], *, batch_size: int = 32
+    ) -> list[list[WindowLogits]]:
+        """Tokenize many pairs and run all their windows in length-sorted batches.
+
+        Returns:
+            For each pair, one :class:`WindowLogits` per window, in context order.
+        """
+        if len(questions) != len(contexts):
+            raise ValueError(f"got {len(questions)} questions but {len(contexts)} contexts")
+        for i, (question, context) in enumerate(zip(questions, contexts, strict=True)):
+            _check_text("question", i, question)
+            _check_text("context", i, context)
+        per_question = self.tokenizer.encode_batch(questions, contexts)
+        flat = [window for windows in per_question for window in windows]
+        outputs = iter(self.run_windows(flat, batch_size=batch_size))
+        return [
+            [
+                WindowLogits(start, end, window.offsets, window.context_mask)
+                for window, (start, end) in zip(windows, outputs)  # noqa: B905 (shared iterator)
+            ]
+            for windows in per_question
+        ]
+
+    def run_windows(
+        self, windows: Sequence[Window], *, batch_size: int = 32
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Run windows through the model, batched by similar length (dynamic padding).
+
+        Args:
+            windows: Tokenized windows, e.g. from ``engine.tokenizer.encode_batch``.
+            batch_size: Windows per onnxruntime call.
+
+        Returns:
+            ``(start_logits, end_logits)`` per window, in input order, each ``(seq,)``
+            float32 with the window's own length (padding cut off).
+        """
+        _positive_int("batch_size", batch_size)
+        lengths = np.fromiter((len(w) for w in windows), dtype=np.int64, count=len(windows))
+        # Longest first, so a batch too big for memory fails at once, not at the end.
+        order = np.argsort(-lengths, kind="stable")
+        results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(windows)  # type: ignore[list-item]
+        pad_id = self.tokenizer.pad_id
+        for begin in range(0, len(order), batch_size):
+            rows = order[begin : begin + batch_size]
+            width = int(lengths[rows].max())
+            input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)  # (batch, seq)
+            attention = np.zeros((len(rows), width), dtype=np.int64)  # (batch, seq)
+            type_ids = np.zeros((len(rows), width), dtype=np.int64)  # (batch, seq)
+            for row, index in enumerate(rows):
+                window = windows[index]
+                n = len(window)
+                input_ids[row, :n] = window.input_ids
+                attention[row, :n] = 1
+                type_ids[row, :n] = window.type_ids
+            start, end = self.session.run(input_ids, attention, type_ids)  # (batch, seq) each
+            for row, index in enumerate(rows):
+                n = int(lengths[index])
+                results[index] = (start[row, :n].copy(), end[row, :n].copy())
+        return results
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def _check_text(kind: str, index: int, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{kind} {index} must be a str, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{kind} {index} is empty or whitespace only")
+
+
+def _as_iterable(kind: str, value: object) -> Iterable[str] | str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray) or not isinstance(value, Iterable):
+        raise TypeError(f"{kind}s must be a str or an iterable of str, got {type(value).__name__}")
+    return value
+
+
+def _pairs(questions: object, contexts: object) -> Iterator[tuple[str, str]]:
+    """Validated (question, context) pairs; a single string pairs with every item.
+
+    Types, and the lengths of sequences, are checked at once; items of other
+    iterables as they are consumed.
+    """
+    questions = _as_iterable("question", questions)
+    contexts = _as_iterable("context", contexts)
+    if isinstance(questions, str) and isinstance(contexts, str):
+        pairs: Iterable[tuple[str, str]] = [(questions, contexts)]
+    elif isinstance(questions, str):
+        pairs = ((questions, c) for c in contexts)
+    elif isinstance(contexts, str):
+        pairs = ((q, contexts) for q in questions)
+    else:
+        if isinstance(questions, Sequence) and isinstance(contexts, Sequence):
+            if len(questions) != len(contexts):
+                raise ValueError(f"got {len(questions)} questions but {len(contexts)} contexts")
+        pairs = _strict_zip(questions, contexts)
+    if isinstance(pairs, list) or (
+        isinstance(questions, Sequence) and isinstance(contexts, Sequence)
+    ):
+        # Check everything before any work, so a bad item 10,000 fails at once.
+        pairs = list(pairs)
+        for i, (question, context) in enumerate(pairs):
+            _check_text("question", i, question)
+            _check_text("context", i, context)
+        return iter(pairs)
+    return _checked(pairs)
+
+
+def _checked(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    for i, (question, context) in enumerate(pairs):
+        _check_text("question", i, question)
+        _check_text("context", i, context)
+        yield question, context
+
+
+def _strict_zip(questions: Iterable[str], contexts: Iterable[str]) -> Iterator[tuple[str, str]]:
+    try:
+        yield from zip(questions, contexts, strict=True)
+    except ValueError as err:
+        if "zip()" not in str(err):
+            raise
+        raise ValueError(f"questions and contexts have different lengths ({err})") from None

@@ -1,0 +1,213 @@
+"""The onnxruntime session: provider resolution, input feeding, IO binding.
+
+This is the only module that imports onnxruntime. Provider rules (see STYLE.md):
+
+- ``providers`` (an explicit list) wins; every name must be one this onnxruntime build
+  offers, or ``ValueError`` lists the ones it does.
+- ``device="auto"`` picks CUDA when this build has it, else CPU; ``"cpu"``, ``"cuda"``
+  (``"cuda:N"`` for device N) and ``"openvino"`` ask for one provider.
+- Asking for an accelerator and silently getting CPU is an error: onnxruntime falls back
+  to CPU when a provider fails to initialise, which would poison benchmark numbers, so
+  the providers of the built session are checked.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+DEVICES = ("auto", "cpu", "cuda", "openvino")
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+OPENVINO = "OpenVINOExecutionProvider"
+# Inputs a BERT-family QA model may declare; token_type_ids is absent for some exports.
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+ProviderSpec = str | tuple[str, dict[str, Any]]
+
+_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def available_providers() -> list[str]:
+    """Execution providers this onnxruntime build offers."""
+    return list(ort.get_available_providers())
+
+
+def resolve_providers(
+    device: str = "auto", providers: Sequence[ProviderSpec] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Turn ``device``/``providers`` into the ``(name, options)`` list to build a session with.
+
+    Raises:
+        ValueError: An unknown device, a provider this build lacks, or both ``device``
+            (other than ``"auto"``) and ``providers`` given.
+    """
+    available = available_providers()
+    if providers is not None:
+        if device != "auto":
+            raise ValueError(f"pass either device={device!r} or providers, not both")
+        if isinstance(providers, str):
+            providers = [providers]
+        resolved = []
+        for spec in providers:
+            name, options = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))
+            if name not in available:
+                raise ValueError(
+                    f"unknown or unavailable execution provider {name!r}; "
+                    f"this onnxruntime build offers {available}"
+                )
+            resolved.append((name, options))
+        if not resolved:
+            raise ValueError(f"providers is empty; this onnxruntime build offers {available}")
+        return resolved
+
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string, got {type(device).__name__}")
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {device!r}")
+    if kind == "auto":
+        return [(CUDA, {}), (CPU, {})] if CUDA in available else [(CPU, {})]
+    if kind == "cpu":
+        return [(CPU, {})]
+    wanted, options = (
+        (CUDA, {"device_id": int(index or 0)})
+        if kind == "cuda"
+        else (OPENVINO, {"device_type": "CPU"})
+    )
+    if wanted not in available:
+        extra = "gpu" if kind == "cuda" else "openvino"
+        raise ValueError(
+            f"device={device!r} needs {wanted}, but this onnxruntime build offers only "
+            f'{available}; install the right build: pip install "qa-engine[{extra}]"'
+        )
+    return [(wanted, options), (CPU, {})]
+
+
+class OnnxQASession:
+    """A thread-safe onnxruntime session for a span-extraction QA model.
+
+    Args:
+        model_path: ``model.onnx``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"openvino"``.
+        providers: Explicit providers, names or ``(name, options)`` pairs; wins over
+            ``device``.
+        threads: Intra-op threads (``None``: onnxruntime's default, one per core).
+
+    Raises:
+        FileNotFoundError: ``model_path`` does not exist.
+        ValueError: Bad device/providers/threads, or the file is not a usable QA model.
+        RuntimeError: An accelerator was asked for and onnxruntime fell back to CPU.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        device: str = "auto",
+        providers: Sequence[ProviderSpec] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        path = Path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: ONNX model not found")
+        resolved = resolve_providers(device, providers)
+        options = ort.SessionOptions()
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int):
+                raise TypeError(f"threads must be an int, got {type(threads).__name__}")
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(
+                str(path),
+                sess_options=options,
+                providers=[name for name, _ in resolved],
+                provider_options=[opts for _, opts in resolved],
+            )
+        except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            raise ValueError(f"{path}: onnxruntime cannot load this model ({err})") from err
+
+        self.providers: list[str] = list(self._session.get_providers())
+        accelerators = [name for name, _ in resolved if name != CPU]
+        dropped = [name for name in accelerators if name not in self.providers]
+        if dropped:
+            message = (
+                f"{dropped} requested but the session runs on {self.providers}: onnxruntime "
+                "fell back (missing driver/libraries, or no device); see its log above"
+            )
+            if device == "auto" and providers is None:
+                warnings.warn(message, stacklevel=2)
+            else:
+                raise RuntimeError(message)
+        self._device_id = next(
+            (int(opts.get("device_id", 0)) for name, opts in resolved if name == CUDA), 0
+        )
+        self.uses_cuda = CUDA in self.providers
+
+        declared = {i.name: i.type for i in self._session.get_inputs()}
+        unknown = sorted(set(declared) - set(MODEL_INPUTS))
+        if unknown or "input_ids" not in declared:
+            raise ValueError(
+                f"{path}: expected inputs among {MODEL_INPUTS} including input_ids, "
+                f"the model declares {sorted(declared)}"
+            )
+        # Feed only what the model declares, in the integer type it declares.
+        self.input_types = {name: _INT_TYPES.get(kind, np.int64) for name, kind in declared.items()}
+        outputs = [o.name for o in self._session.get_outputs()]
+        if {"start_logits", "end_logits"} <= set(outputs):
+            self.output_names = ["start_logits", "end_logits"]
+        elif len(outputs) == 2:
+            self.output_names = outputs
+        else:
+            raise ValueError(f"{path}: expected outputs start_logits and end_logits, got {outputs}")
+
+    def run(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run one padded batch.
+
+        Args:
+            input_ids: ``(batch, seq)`` token ids.
+            attention_mask: ``(batch, seq)`` 1 for real tokens, 0 for padding.
+            token_type_ids: ``(batch, seq)`` segment ids; ignored if the model lacks them.
+
+        Returns:
+            ``start_logits`` and ``end_logits``, each ``(batch, seq)`` float32 (fp16 models
+            are cast up).
+        """
+        arrays = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids
+            if token_type_ids is not None
+            else np.zeros_like(input_ids),
+        }
+        feeds = {
+            name: np.ascontiguousarray(arrays[name], dtype=dtype)
+            for name, dtype in self.input_types.items()
+        }
+        if self.uses_cuda:
+            # Bind inputs and outputs: one host-to-device copy in, one copy of the two
+            # small logit tensors out, nothing else. A binding per call keeps run()
+            # thread-safe.
+            binding = self._session.io_binding()
+            for name, array in feeds.items():
+                binding.bind_cpu_input(name, array)
+            for name in self.output_names:
+                binding.bind_output(name, "cuda", self._device_id)
+            self._session.run_with_iobinding(binding)
+            start, end = binding.copy_outputs_to_cpu()
+        else:
+            start, end = self._session.run(self.output_names, feeds)
+        return np.asarray(start, dtype=np.float32), np.asarray(end, dtype=np.float32)
