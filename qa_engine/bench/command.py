@@ -1,0 +1,192 @@
+"""``qa-engine bench``: every variant and peer on the same questions, one table.
+
+Only click and the standard library are imported here; the harness and its heavy
+dependencies are imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+
+
+def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise click.BadParameter(f"expected positive integers, got {value!r}")
+    return sizes
+
+
+def _peer_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    from qa_engine.bench.plan import PEERS
+
+    peers = tuple(p.strip() for p in value.split(",") if p.strip() and p.strip() != "none")
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        raise click.BadParameter(f"unknown peer(s) {unknown}; valid: {', '.join(PEERS)}, none")
+    return peers
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as it could be retyped, rebuilt from the parsed options."""
+    words = ["qa-engine", "bench"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        flag = param.opts[0]
+        if value is None or param.name == "progress":
+            continue
+        if param.name == "models":
+            for model in value:
+                words += [flag, model]
+        elif isinstance(value, tuple):
+            words += [flag, ",".join(str(v) for v in value) or "none"]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+@click.command()
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Fine-tuned PyTorch dir or export dir; repeat for each variant.",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="SQuAD v1.1/v2.0 JSON file (plain or .gz).",
+)
+@click.option("--samples", type=click.IntRange(min=1), help="Use the first N questions.")
+@click.option(
+    "--batch-sizes",
+    default="1,8,32",
+    show_default=True,
+    callback=_int_list,
+    help="Throughput batch sizes (the first one's predictions are scored).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Intra-op threads for every runner (default: the usable cores).",
+)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option(
+    "--peers",
+    default="transformers,optimum",
+    show_default=True,
+    callback=_peer_list,
+    help="Peer stacks to compare with: transformers, optimum, or none.",
+)
+@click.option(
+    "--bf16",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Add the transformers pipeline under bf16 autocast (auto: CPU has AMX/AVX512-BF16).",
+)
+@click.option(
+    "--latency-runs",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Timed batch-1 questions per runner.",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Untimed batch-1 rounds first.",
+)
+@click.option(
+    "--memory",
+    type=click.Choice(["subprocess", "off"]),
+    default="subprocess",
+    show_default=True,
+    help="Peak RSS: one fresh subprocess per runner, or skip.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="bench-results",
+    show_default=True,
+    help="Where results.json, results.md and the PNG plots go.",
+)
+@click.option("--progress/--no-progress", default=True, help="tqdm progress bars.")
+def bench(
+    models: tuple[str, ...],
+    data: str,
+    samples: int | None,
+    batch_sizes: tuple[int, ...],
+    threads: int | None,
+    device: str,
+    peers: tuple[str, ...],
+    bf16: str,
+    latency_runs: int,
+    warmup: int,
+    memory: str,
+    out: str,
+    progress: bool,
+) -> None:
+    """Benchmark export dirs against the transformers and Optimum pipelines.
+
+    Every runner answers the same questions with the same window settings; latency
+    and throughput are measured interleaved (A B A B ...) so machine drift cancels.
+    """
+    from qa_engine.bench.environment import cpu_has_bf16, usable_cores
+    from qa_engine.bench.harness import BenchOptions, run_benchmark
+    from qa_engine.bench.plan import plan_runners, resolve_settings
+    from qa_engine.bench.report import ratio_table, write_reports
+    from qa_engine.data import load_squad
+
+    # The same explicit thread count for every stack: library defaults differ.
+    threads = threads or usable_cores()
+    squad = load_squad(data)
+    examples = squad.examples[:samples] if samples else squad.examples
+    if not examples:
+        raise click.ClickException(f"{data}: no questions")
+    try:
+        settings = resolve_settings(list(models), squad.version_2)
+        specs = plan_runners(
+            list(models),
+            settings,
+            peers=peers,
+            device=device,
+            threads=threads,
+            bf16=bf16 == "on" or (bf16 == "auto" and cpu_has_bf16()),
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
+    options = BenchOptions(
+        batch_sizes=batch_sizes,
+        latency_runs=latency_runs,
+        warmup=warmup,
+        memory=memory,
+        progress=progress,
+    )
+    click.echo(f"benchmarking {len(specs)} runners on {len(examples)} questions:", err=True)
+    for spec in specs:
+        click.echo(f"  {spec.name}: {spec.model_dir}", err=True)
+    results = run_benchmark(
+        specs,
+        examples,
+        version_2=squad.version_2,
+        options=options,
+        config={"data": str(data), "peers": list(peers)},
+        command=_command_line(click.get_current_context()),
+    )
+    paths = write_reports(results, out)
+    click.echo(ratio_table(results))
+    for path in paths.values():
+        click.echo(f"wrote {path}", err=True)
+    failed = [r["name"] for r in results["runners"] if r["error"]]
+    if failed:
+        click.echo(f"failed runners (see results.md): {', '.join(failed)}", err=True)
