@@ -263,6 +263,9 @@ def test_memorisation_loss_falls_and_f1_rises(
             "1000",
             "--eval-steps",
             "20",
+            # Length-grouped batches must not reorder the dev windows against their
+            # offsets (transformers applies group_by_length to evaluation too).
+            "--group-by-length",
         ]
     )
     assert r.exit_code == 0, r.output

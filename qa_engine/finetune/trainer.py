@@ -64,6 +64,18 @@ class QuestionAnsweringTrainer(Trainer):
         self.last_eval_step: int | None = None
         self.last_metrics: dict[str, float] | None = None
 
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        """Keep the dev windows in order: the decoder maps logits to windows by position.
+
+        transformers >= 4.5x applies ``group_by_length`` to evaluation too, which would
+        shuffle the logits against ``eval_features`` and score garbage.
+        """
+        if self.args.world_size <= 1:
+            from torch.utils.data import SequentialSampler
+
+            return SequentialSampler(eval_dataset)
+        return None  # distributed: accelerate shards in order and gathers in order
+
     @property
     def checkpoint_root(self) -> Path:
         return Path(self.args.output_dir)
