@@ -406,3 +406,39 @@ def test_export_loads_in_optimum(tiny_model_dir: Path, tmp_path: Path) -> None:
     got = ort_model(**inputs)
     np.testing.assert_allclose(got.start_logits, expected.start_logits, atol=1e-4)
     np.testing.assert_allclose(got.end_logits, expected.end_logits, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version_2, threshold", [(False, None), (True, -1.25)])
+def test_settings_of_a_finetuned_dir_reach_the_manifest(
+    tiny_model_dir: Path, tmp_path: Path, version_2: bool, threshold: float | None
+) -> None:
+    """A `qa-engine finetune` output dir carries qa_config.json (null threshold null on 1.1)."""
+    import json
+    import shutil
+
+    model = tmp_path / "finetuned"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "qa_config.json").write_text(
+        json.dumps(
+            {
+                "max_seq_length": 64,
+                "doc_stride": 24,
+                "max_answer_length": 12,
+                "version_2": version_2,
+                "null_threshold": threshold,
+                "base_model": "tiny",
+                "metrics": {"f1": 50.0},
+            }
+        )
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["export", str(model), str(out), "--parity-samples", "4"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "qa_manifest.json").read_text())
+    assert (manifest["max_seq_length"], manifest["doc_stride"]) == (64, 24)
+    assert manifest["max_answer_length"] == 12
+    assert manifest["version_2"] is version_2
+    assert manifest["null_threshold"] == (threshold if threshold is not None else 0.0)

@@ -129,9 +129,9 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
     work = staging / ".work"
     qa_config = read_qa_config(options.model)
     settings = DecodeSettings(
-        max_answer_length=int(qa_config.get("max_answer_length", 30)),
+        max_answer_length=int(qa_config.get("max_answer_length") or 30),
         version_2=bool(qa_config.get("version_2", False)),
-        null_threshold=float(qa_config.get("null_threshold", 0.0)),
+        null_threshold=float(qa_config.get("null_threshold") or 0.0),  # null for SQuAD 1.1
     )
     torch_device = "cuda" if options.device == "cuda" else "cpu"
     log(f"Loading {options.model} (PyTorch, eager attention)")
