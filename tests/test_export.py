@@ -442,3 +442,32 @@ def test_settings_of_a_finetuned_dir_reach_the_manifest(
     assert manifest["max_answer_length"] == 12
     assert manifest["version_2"] is version_2
     assert manifest["null_threshold"] == (threshold if threshold is not None else 0.0)
+
+
+def test_fp32_gate_is_exact_unless_the_graph_approximates_gelu() -> None:
+    from qa_engine.export.parity import (
+        APPROXIMATE_ATOL,
+        ParityError,
+        ParityReport,
+        check_fp32,
+        fp32_gate,
+    )
+
+    exact = fp32_gate({"Attention": 2, "BiasGelu": 2}, atol=1e-3)
+    assert exact["kind"] == "exact" and exact["atol"] == 1e-3
+    approx = fp32_gate({"Attention": 2, "FastGelu": 2}, atol=1e-3)
+    assert approx["kind"].startswith("approximate") and approx["atol"] == APPROXIMATE_ATOL
+
+    def report(diff: float, agreement: float) -> ParityReport:
+        fields = {f: None for f in ParityReport.__dataclass_fields__}
+        fields.update(max_abs_logit_diff=diff, answer_agreement=agreement, questions=64)
+        return ParityReport(**fields)
+
+    # What O3 did on MiniLM fine-tuned on SQuAD: fails the exact gate, passes its own.
+    with pytest.raises(ParityError):
+        check_fp32("fp32-O3", report(0.0116, 0.984), exact["atol"], exact["min_agreement"])
+    check_fp32("fp32-O3", report(0.0116, 0.984), approx["atol"], approx["min_agreement"])
+    with pytest.raises(ParityError):  # approximate graphs still need the answers to agree
+        check_fp32("fp32-O3", report(0.0116, 0.90), approx["atol"], approx["min_agreement"])
+    with pytest.raises(ParityError):
+        check_fp32("fp32-O2", report(float("nan"), 1.0), exact["atol"])

@@ -7,6 +7,7 @@ costs accuracy on the parity set (``--quantize auto`` keeps both in its table).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,20 @@ def build_int8_static(ctx: BuildContext, feeds: list[dict], *, per_channel: bool
     return Variant(name, path, "int8-static", ctx.base.optimization, settings)
 
 
+def build_int8_openvino(ctx: BuildContext, feeds: list[dict]) -> Variant:
+    """NNCF int8 of the *unoptimised* graph, for OpenVINO's int8 kernels (attention too).
+
+    ORT-fused graphs hold contrib operators that NNCF cannot quantize and OpenVINO cannot
+    run, so this variant starts from the raw export whatever ``--optimize`` says.
+    """
+    from qa_engine.openvino.quantize import nncf_int8
+
+    ctx.log(f"Quantizing int8-openvino (NNCF, calibrating on {len(feeds)} windows)")
+    path = ctx.work / "int8-openvino.onnx"
+    settings = nncf_int8(ctx.raw_dir / "model.onnx", path, feeds)
+    return Variant("int8-openvino", path, "int8-openvino", "none", settings)
+
+
 def build_variants(ctx: BuildContext) -> tuple[list[Variant], Variant | None]:
     """Build and verify the variants beyond the fp32 base.
 
@@ -134,4 +149,9 @@ def build_variants(ctx: BuildContext) -> tuple[list[Variant], Variant | None]:
         ]
         built.extend(pair)
         main = prefer_per_channel(*pair)
+    if mode == "auto" and importlib.util.find_spec("nncf") is None:
+        ctx.log('auto: no int8-openvino candidate (pip install "qa-engine[openvino-tools]")')
+    elif mode in ("int8-openvino", "auto"):
+        main = verify(build_int8_openvino(ctx, calibration_feeds(ctx)), ctx.log)
+        built.append(main)
     return built, (None if mode == "auto" else main)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OPTIMIZE_LEVELS = ("none", "O1", "O2", "O3", "O4")
-QUANTIZE_MODES = ("none", "int8-dynamic", "int8-static", "fp16", "auto")
+QUANTIZE_MODES = ("none", "int8-dynamic", "int8-static", "int8-openvino", "fp16", "auto")
+INT8_MODES = ("int8-dynamic", "int8-static", "int8-openvino")
 DEVICES = ("cpu", "cuda")
 
 # The fp32 parity gate: an fp32 graph whose logits differ from PyTorch by more than this
@@ -24,7 +25,8 @@ class ExportOptions:
         model: Fine-tuned checkpoint dir (``qa-engine finetune`` output) or hub id.
         out_dir: Export dir to create (written atomically).
         optimize: ORT graph optimisation level: none, O1-O3 (fp32), O4 (O3 + fp16, for CUDA).
-        quantize: none, int8-dynamic, int8-static (QDQ, calibrated), fp16, or auto.
+        quantize: none, int8-dynamic, int8-static (QDQ, calibrated), int8-openvino (NNCF
+            QDQ of the unoptimised graph, for OpenVINO's int8 kernels), fp16, or auto.
         calibration_file: SQuAD JSON for static calibration, F1 scoring and parity pairs.
         calibration_samples: Questions of ``calibration_file`` used for static calibration.
         parity_samples: Questions compared with PyTorch (and scored for F1).
@@ -73,22 +75,24 @@ class ExportOptions:
             raise ValueError(f"max_f1_drop must be >= 0 (a percentage), got {self.max_f1_drop}")
         if self.atol <= 0:
             raise ValueError(f"atol must be > 0, got {self.atol}")
-        if self.optimize == "O4" and self.quantize in ("int8-dynamic", "int8-static"):
+        if self.optimize == "O4" and self.quantize in INT8_MODES:
             raise ValueError(
                 "optimize O4 already converts to fp16; int8 quantization needs an fp32 graph "
                 "(use --optimize O2 or O3 with --quantize int8-dynamic/int8-static)"
             )
-        if self.device == "cuda" and self.quantize in ("int8-dynamic", "int8-static"):
+        if self.device == "cuda" and self.quantize in INT8_MODES:
             raise ValueError(
                 "int8 variants are CPU variants (ORT's CUDA provider has no fast kernels for "
                 "them); use --quantize fp16 or --optimize O4 with --device cuda"
             )
-        if self.quantize in ("int8-static", "auto") and self.calibration_file is None:
+        if self.quantize in ("int8-static", "int8-openvino", "auto") and (
+            self.calibration_file is None
+        ):
             raise ValueError(
                 f"--quantize {self.quantize} needs --calibration-file (a SQuAD JSON): "
                 + (
                     "static int8 is calibrated on real features"
-                    if self.quantize == "int8-static"
+                    if self.quantize != "auto"
                     else "auto scores F1 on a dev subset"
                 )
             )

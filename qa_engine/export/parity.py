@@ -23,6 +23,7 @@ from qa_engine.extras import require
 from qa_engine.metrics import f1_score, squad_metrics
 
 BATCH_SIZE = 8
+OPENVINO = "OpenVINOExecutionProvider"
 # (start_logits, end_logits) of each window, unpadded: ((seq,), (seq,)).
 Logits = list[tuple[np.ndarray, np.ndarray]]
 
@@ -72,10 +73,20 @@ class ParityReport:
         return asdict(self)
 
 
-def make_session(path: Path, device: str) -> Any:
-    """An onnxruntime session on ``device``; CUDA silently falling back to CPU is an error."""
+def make_session(path: Path, device: str, *, openvino: bool = False) -> Any:
+    """An onnxruntime session on ``device``; CUDA silently falling back to CPU is an error.
+
+    ``openvino=True`` uses the OpenVINO provider (default options: bf16 on CPUs with
+    native bf16) when this onnxruntime build has it, else the CPU provider.
+    """
     ort = require("onnxruntime", "cpu")
-    if device == "cuda":
+    provider_options = None
+    if openvino and OPENVINO in ort.get_available_providers():
+        from qa_engine.openvino.options import OpenVINOOptions
+
+        providers = [OPENVINO, "CPUExecutionProvider"]
+        provider_options = [OpenVINOOptions().provider_options(), {}]
+    elif device == "cuda":
         available = ort.get_available_providers()
         if "CUDAExecutionProvider" not in available:
             raise ValueError(
@@ -86,9 +97,13 @@ def make_session(path: Path, device: str) -> Any:
         providers = ["CPUExecutionProvider"]
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(str(path), options, providers=providers)
+    session = ort.InferenceSession(
+        str(path), options, providers=providers, provider_options=provider_options
+    )
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         raise RuntimeError(f"{path}: CUDA was requested but the session runs on CPU only")
+    if provider_options is not None and OPENVINO not in session.get_providers():
+        raise RuntimeError(f"{path}: OpenVINO was requested but the session runs on CPU only")
     return session
 
 
@@ -197,14 +212,36 @@ def compare(
     )
 
 
-def check_fp32(name: str, report: ParityReport, atol: float) -> None:
-    """The fp32 gate: raise :class:`ParityError` if logits differ by more than ``atol``."""
-    if not report.max_abs_logit_diff <= atol:  # also catches NaN
-        raise ParityError(
+# ORT's O3/O4 replace exact GELU by its tanh approximation (FastGelu). On a trained
+# model that moves logits by ~1e-2 (measured 0.0116 on MiniLM fine-tuned on SQuAD), so
+# such graphs cannot meet the exact 1e-3 gate; they get a looser bound on the logits
+# plus an answer-agreement floor, and the manifest says which gate applied.
+APPROXIMATE_ATOL = 0.05
+APPROXIMATE_MIN_AGREEMENT = 0.95
+
+
+def fp32_gate(fused_ops: dict[str, int], atol: float) -> dict[str, Any]:
+    """The parity gate an fp32 graph must pass: exact, or approximate when it has FastGelu."""
+    if fused_ops.get("FastGelu", 0) > 0:
+        return {
+            "kind": "approximate (FastGelu: tanh GELU)",
+            "atol": max(atol, APPROXIMATE_ATOL),
+            "min_agreement": APPROXIMATE_MIN_AGREEMENT,
+        }
+    return {"kind": "exact", "atol": atol, "min_agreement": 0.0}
+
+
+def check_fp32(name: str, report: ParityReport, atol: float, min_agreement: float = 0.0) -> None:
+    """The fp32 gate: raise :class:`ParityError` if logits differ by more than ``atol``
+    (or answers agree on fewer than ``min_agreement`` of the questions)."""
+    if not report.max_abs_logit_diff <= atol or report.answer_agreement < min_agreement:
+        raise ParityError(  # `not <=` also catches NaN
             f"parity check failed for {name}: max |ONNX - PyTorch| logit difference is "
             f"{report.max_abs_logit_diff:.3g} (tolerance {atol:g}); answer agreement "
-            f"{report.answer_agreement:.1%} on {report.questions} questions. The fp32 graph "
-            "does not compute what the checkpoint computes; nothing was written."
+            f"{report.answer_agreement:.1%} on {report.questions} questions"
+            + (f" (needs {min_agreement:.0%})" if min_agreement else "")
+            + ". The fp32 graph does not compute what the checkpoint computes; nothing was "
+            "written."
         )
 
 
