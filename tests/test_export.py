@@ -471,3 +471,51 @@ def test_fp32_gate_is_exact_unless_the_graph_approximates_gelu() -> None:
         check_fp32("fp32-O3", report(0.0116, 0.90), approx["atol"], approx["min_agreement"])
     with pytest.raises(ParityError):
         check_fp32("fp32-O2", report(float("nan"), 1.0), exact["atol"])
+
+
+@pytest.mark.slow
+def test_int8_dynamic_builds_the_accuracy_aware_mixed_candidate(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    import onnx
+
+    from qa_engine.export.quantize import mixed_int8
+
+    out = tmp_path / "out"
+    result = run_export(tiny_model_dir, out, "--optimize", "O2", "--quantize", "int8-dynamic")
+    assert result.exit_code == 0, result.output
+    variants = json.loads((out / "qa_manifest.json").read_text())["extra"]["variants"]
+    assert {"int8-dynamic-per-tensor", "int8-dynamic-per-channel", "int8-dynamic-mixed"} <= {
+        row["name"] for row in variants
+    }
+    # The mixed graph itself: FFN outputs block-wise (MatMulNBits), the rest dynamic int8.
+    mixed = tmp_path / "mixed.onnx"
+    settings = mixed_int8(_fp32_graph(tiny_model_dir, tmp_path), mixed, preset="avx2")
+    ops = [n.op_type for n in onnx.load(str(mixed)).graph.node]
+    assert ops.count("MatMulNBits") == len(settings["blockwise_nodes"]) == 2  # 2 layers
+    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
+
+
+def _fp32_graph(model_dir: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "fp32"
+    assert run_export(model_dir, out, "--optimize", "O2").exit_code == 0
+    return out / "model.onnx"
+
+
+def test_int8_selection_prefers_fast_within_budget(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from qa_engine.export.variants import select_int8
+
+    def variant(name: str, f1: float, ms: float):
+        fake = _fake_variant(tmp_path, name, "int8-dynamic", f1, ms)
+        fake.parity = replace(fake.parity, f1_pytorch=100.0)  # drop = 100 - f1 (%)
+        return fake
+
+    plain = variant("int8-dynamic-per-channel", 98.2, 10.0)
+    mixed = variant("int8-dynamic-mixed", 99.6, 11.0)
+    assert select_int8(plain, mixed, max_f1_drop=2.0).name == plain.name  # both fit: faster
+    assert select_int8(plain, mixed, max_f1_drop=0.5).name == mixed.name  # only mixed fits
+    assert select_int8(plain, mixed, max_f1_drop=0.1).name == mixed.name  # none: accurate

@@ -15,7 +15,7 @@ from typing import Any
 
 from qa_engine.export import features, fusion, quantize
 from qa_engine.export.options import ExportOptions
-from qa_engine.export.variants import Variant, Verifier, prefer_per_channel
+from qa_engine.export.variants import Variant, Verifier, prefer_per_channel, select_int8
 from qa_engine.extras import require
 
 
@@ -80,6 +80,16 @@ def build_int8_dynamic(ctx: BuildContext, *, per_channel: bool) -> Variant:
     return Variant(name, path, "int8-dynamic", ctx.base.optimization, settings)
 
 
+def build_int8_mixed(ctx: BuildContext) -> Variant:
+    """Dynamic int8 with block-wise int8 FFN outputs: the accuracy-aware int8 candidate."""
+    preset = quantize.cpu_preset()
+    name = "int8-dynamic-mixed"
+    ctx.log(f"Quantizing {name} (preset {preset}; FFN outputs block-wise int8)")
+    path = ctx.work / f"{name}.onnx"
+    settings = quantize.mixed_int8(ctx.base.path, path, preset=preset)
+    return Variant(name, path, "int8-dynamic", ctx.base.optimization, settings)
+
+
 def calibration_feeds(ctx: BuildContext) -> list[dict]:
     """Batch-1 windows of the calibration questions (those after the parity questions)."""
     options = ctx.options
@@ -140,8 +150,10 @@ def build_variants(ctx: BuildContext) -> tuple[list[Variant], Variant | None]:
         return built, None
     if mode in ("int8-dynamic", "auto"):
         pair = [verify(build_int8_dynamic(ctx, per_channel=pc), ctx.log) for pc in (False, True)]
-        built.extend(pair)
-        main = prefer_per_channel(*pair)
+        mixed = verify(build_int8_mixed(ctx), ctx.log)
+        built.extend([*pair, mixed])
+        # The fastest within --max-f1-drop; when none is, the most accurate.
+        main = select_int8(prefer_per_channel(*pair), mixed, ctx.options.max_f1_drop)
     if mode in ("int8-static", "auto"):
         feeds = calibration_feeds(ctx)
         pair = [

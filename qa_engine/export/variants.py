@@ -150,6 +150,15 @@ def prefer_per_channel(per_tensor: Variant, per_channel: Variant) -> Variant:
     return per_tensor
 
 
+def select_int8(plain: Variant, mixed: Variant, max_f1_drop: float) -> Variant:
+    """``--quantize int8-dynamic``: the faster of the two when it is within the F1 budget,
+    else whichever is within it, else the more accurate."""
+    within = [v for v in (plain, mixed) if relative_f1_drop(v) <= max_f1_drop]
+    if within:
+        return min(within, key=lambda v: v.latency["p50"] if v.latency else float("inf"))
+    return max((plain, mixed), key=lambda v: v.accuracy_key())
+
+
 def relative_f1_drop(variant: Variant) -> float:
     """Relative F1 drop (%) vs PyTorch on gold answers (or vs PyTorch's own answers)."""
     p = variant.parity
