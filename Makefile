@@ -13,7 +13,7 @@ EXTRAS ?= $(ORT_EXTRA),train,export,bench,dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install test demo accuracy lint speed clean
+.PHONY: install test test-openvino demo accuracy lint speed clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,22 @@ speed: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+
+# onnxruntime-openvino is a third onnxruntime flavour (they all install the `onnxruntime`
+# folder), so it gets its own environment. `[export]` is left out: it pins onnxruntime.
+OV_VENV ?= .venv-openvino
+OV_BIN := $(OV_VENV)/bin
+OV_STAMP := $(OV_VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+OV_PACKAGES := "optimum-onnx>=0.1.0,<0.2" "optimum>=2.1,<2.2" "onnx>=1.16"
+
+$(OV_STAMP): pyproject.toml Makefile
+	test -x $(OV_BIN)/python || $(PYTHON) -m venv $(OV_VENV)
+	$(OV_BIN)/python -m pip install --quiet --upgrade pip
+	$(OV_BIN)/python -m pip install --quiet "$(TORCH_INSTALL)"
+	$(OV_BIN)/python -m pip install --quiet -e ".[openvino,openvino-tools,train,dev]" $(OV_PACKAGES)
+	$(OV_BIN)/python -c "import onnxruntime as o, sys; p = o.get_available_providers(); sys.exit(0 if 'OpenVINOExecutionProvider' in p else f'no OpenVINO EP: {p}')"
+	rm -f $(OV_VENV)/.installed-*
+	touch $@
+
+test-openvino: $(OV_STAMP)
+	HF_HUB_OFFLINE=1 $(OV_BIN)/python -m pytest tests/test_openvino.py tests/test_openvino_options.py $(PYTEST_ARGS)

@@ -34,11 +34,13 @@ class QAEngine:
     Args:
         path: Export directory with ``model.onnx``, ``tokenizer.json`` and
             ``qa_manifest.json`` (written by ``qa-engine export``).
-        device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``
-            (``"cuda:N"``) or ``"openvino"``.
+        device: ``"auto"`` (CUDA if available, else OpenVINO if installed and the CPU
+            has AMX/AVX512-BF16, else CPU), ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or
+            ``"openvino"`` (``"openvino:bf16"``, ``"openvino:f32"``).
         providers: Explicit onnxruntime providers (names or ``(name, options)`` pairs);
             wins over ``device``.
-        threads: onnxruntime intra-op threads (``None``: one per core).
+        threads: Inference threads (``None``: one per core); OpenVINO gets them through
+            its ``load_config``.
 
     Raises:
         FileNotFoundError: The directory or one of its files is missing (named).

@@ -18,7 +18,8 @@ EXTRA_OF_MODULE = {
     "onnx": "export",
     "matplotlib": "bench",
     "psutil": "bench",
-    "openvino": "openvino",
+    "openvino": "openvino-tools",
+    "nncf": "openvino-tools",
 }
 
 

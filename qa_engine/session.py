@@ -4,11 +4,15 @@ This is the only module that imports onnxruntime. Provider rules (see STYLE.md):
 
 - ``providers`` (an explicit list) wins; every name must be one this onnxruntime build
   offers, or ``ValueError`` lists the ones it does.
-- ``device="auto"`` picks CUDA when this build has it, else CPU; ``"cpu"``, ``"cuda"``
-  (``"cuda:N"`` for device N) and ``"openvino"`` ask for one provider.
+- ``device="auto"`` picks CUDA when this build has it, else OpenVINO when this build has
+  it and the CPU computes bf16 natively (AMX or AVX512-BF16), else CPU; ``"cpu"``,
+  ``"cuda"`` (``"cuda:N"`` for device N) and ``"openvino"`` (``"openvino:bf16"``,
+  ``"openvino:f32"``; plain ``"openvino"`` is bf16 on AMX CPUs, f32 elsewhere) ask for one.
 - Asking for an accelerator and silently getting CPU is an error: onnxruntime falls back
   to CPU when a provider fails to initialise, which would poison benchmark numbers, so
-  the providers of the built session are checked.
+  the providers of the built session are checked. For OpenVINO the node assignment is
+  read back too: nodes it cannot run go to the CPU provider (a warning; none at all on
+  OpenVINO is an error). Its options come from :mod:`qa_engine.openvino.options`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
+from qa_engine.openvino.options import (
+    RECORD_ASSIGNMENT,
+    OpenVINOOptions,
+    assignment_problem,
+    prefers_openvino,
+    summarize_assignment,
+)
 
 DEVICES = ("auto", "cpu", "cuda", "openvino")
 CPU = "CPUExecutionProvider"
@@ -40,9 +52,14 @@ def available_providers() -> list[str]:
 
 
 def resolve_providers(
-    device: str = "auto", providers: Sequence[ProviderSpec] | None = None
+    device: str = "auto",
+    providers: Sequence[ProviderSpec] | None = None,
+    threads: int | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Turn ``device``/``providers`` into the ``(name, options)`` list to build a session with.
+
+    ``threads`` reaches OpenVINO through its ``load_config`` (its thread pool ignores
+    onnxruntime's intra-op setting).
 
     Raises:
         ValueError: An unknown device, a provider this build lacks, or both ``device``
@@ -69,17 +86,27 @@ def resolve_providers(
 
     if not isinstance(device, str):
         raise TypeError(f"device must be a string, got {type(device).__name__}")
-    kind, _, index = device.partition(":")
-    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
-        raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {device!r}")
+    kind, colon, index = device.partition(":")
+    valid_index = not colon or (
+        index.isdigit() if kind == "cuda" else kind == "openvino" and index in ("bf16", "f32")
+    )
+    if kind not in DEVICES or not valid_index:
+        raise ValueError(
+            f"device must be one of {DEVICES} (or 'cuda:N', 'openvino:bf16', "
+            f"'openvino:f32'), got {device!r}"
+        )
     if kind == "auto":
-        return [(CUDA, {}), (CPU, {})] if CUDA in available else [(CPU, {})]
+        if CUDA in available:
+            return [(CUDA, {}), (CPU, {})]
+        if prefers_openvino(available):
+            return [(OPENVINO, OpenVINOOptions(threads=threads).provider_options()), (CPU, {})]
+        return [(CPU, {})]
     if kind == "cpu":
         return [(CPU, {})]
     wanted, options = (
         (CUDA, {"device_id": int(index or 0)})
         if kind == "cuda"
-        else (OPENVINO, {"device_type": "CPU"})
+        else (OPENVINO, OpenVINOOptions.from_device(device, threads).provider_options())
     )
     if wanted not in available:
         extra = "gpu" if kind == "cuda" else "openvino"
@@ -90,12 +117,32 @@ def resolve_providers(
     return [(wanted, options), (CPU, {})]
 
 
+def _create_session(
+    path: Path, resolved: list[tuple[str, dict[str, Any]]], threads: int | None
+) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    if any(name == OPENVINO for name, _ in resolved):
+        options.add_session_config_entry(*RECORD_ASSIGNMENT)
+    try:
+        return ort.InferenceSession(
+            str(path),
+            sess_options=options,
+            providers=[name for name, _ in resolved],
+            provider_options=[opts for _, opts in resolved],
+        )
+    except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        raise ValueError(f"{path}: onnxruntime cannot load this model ({err})") from err
+
+
 class OnnxQASession:
     """A thread-safe onnxruntime session for a span-extraction QA model.
 
     Args:
         model_path: ``model.onnx``.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"openvino"``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"openvino"``
+            (``"openvino:bf16"``, ``"openvino:f32"``).
         providers: Explicit providers, names or ``(name, options)`` pairs; wins over
             ``device``.
         threads: Intra-op threads (``None``: onnxruntime's default, one per core).
@@ -117,24 +164,13 @@ class OnnxQASession:
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: ONNX model not found")
-        resolved = resolve_providers(device, providers)
-        options = ort.SessionOptions()
         if threads is not None:
             if isinstance(threads, bool) or not isinstance(threads, int):
                 raise TypeError(f"threads must be an int, got {type(threads).__name__}")
             if threads < 1:
                 raise ValueError(f"threads must be >= 1, got {threads}")
-            options.intra_op_num_threads = threads
-        try:
-            self._session = ort.InferenceSession(
-                str(path),
-                sess_options=options,
-                providers=[name for name, _ in resolved],
-                provider_options=[opts for _, opts in resolved],
-            )
-        except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            raise ValueError(f"{path}: onnxruntime cannot load this model ({err})") from err
-
+        resolved = resolve_providers(device, providers, threads)
+        self._session = _create_session(path, resolved, threads)
         self.providers: list[str] = list(self._session.get_providers())
         accelerators = [name for name, _ in resolved if name != CPU]
         dropped = [name for name in accelerators if name not in self.providers]
@@ -147,6 +183,18 @@ class OnnxQASession:
                 warnings.warn(message, stacklevel=2)
             else:
                 raise RuntimeError(message)
+        # Share of the graph's nodes OpenVINO runs (None: not an OpenVINO session).
+        self.openvino_share: float | None = None
+        if OPENVINO in self.providers:
+            auto = device == "auto" and providers is None
+            if self._check_openvino(strict=not auto) and auto:
+                # auto chose OpenVINO for the CPU, but this graph holds operators only
+                # onnxruntime has (an --optimize O1-O4 export): hopping between the two
+                # providers is slower than the CPU provider alone.
+                resolved = [(CPU, {})]
+                self._session = _create_session(path, resolved, threads)
+                self.providers = list(self._session.get_providers())
+                self.openvino_share = None
         self._device_id = next(
             (int(opts.get("device_id", 0)) for name, opts in resolved if name == CUDA), 0
         )
@@ -168,6 +216,28 @@ class OnnxQASession:
             self.output_names = outputs
         else:
             raise ValueError(f"{path}: expected outputs start_logits and end_logits, got {outputs}")
+
+    def _check_openvino(self, *, strict: bool) -> bool:
+        """Nodes OpenVINO cannot run go to the CPU provider: warn; none on OpenVINO: error.
+
+        Returns:
+            Whether some nodes do not run on OpenVINO (``device="auto"`` then drops it).
+        """
+        info = self._session.get_provider_graph_assignment_info()
+        assignment = summarize_assignment(
+            (group.ep_name, [node.op_type for node in group.get_nodes()]) for group in info
+        )
+        self.openvino_share = assignment.openvino_share
+        problem = assignment_problem(self.providers, assignment)
+        if problem is None:
+            return False
+        level, _, message = problem.partition(": ")
+        if level == "error" and strict:
+            raise RuntimeError(message)
+        if not strict:
+            message += "; device='auto' uses the CPU provider alone instead"
+        warnings.warn(message, stacklevel=4)
+        return True
 
     def run(
         self,

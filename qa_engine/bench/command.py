@@ -77,13 +77,20 @@ def _command_line(ctx: click.Context) -> str:
     type=click.IntRange(min=1),
     help="Intra-op threads for every runner (default: the usable cores).",
 )
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "openvino"]),
+    default="cpu",
+    show_default=True,
+    help="Where qa-engine runs (openvino: onnxruntime's OpenVINO provider).",
+)
 @click.option(
     "--peers",
     default="transformers,optimum",
     show_default=True,
     callback=_peer_list,
-    help="Peer stacks to compare with: transformers, optimum, or none.",
+    help="Peer stacks to compare with: transformers, optimum, openvino (plain OpenVINO, "
+    "needs the openvino package), or none.",
 )
 @click.option(
     "--bf16",

@@ -4,7 +4,9 @@ A fine-tuned PyTorch dir (``config.json`` + weights, optionally ``qa_config.json
 the transformers-pipeline peers (fp32, and bf16 autocast on CPUs with AMX/AVX512-BF16).
 An export dir (``qa_manifest.json``) gives a qa-engine runner; the plainest export dir
 (fp32 before int8, least optimised first) also gives the Optimum pipeline peer on the
-*same* ONNX file, so the two runtimes can be compared on identical graphs.
+*same* ONNX file, so the two runtimes can be compared on identical graphs; the plain
+OpenVINO peer (``--peers ...,openvino``, needs the ``openvino`` package) runs that file
+too (OpenVINO reads fp32 graphs, fused up to O3, but not onnxruntime's int8 operators).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any
 
 from qa_engine.manifest import MANIFEST_NAME, OPTIMIZATIONS, PRECISIONS, ExportManifest
 
-KINDS = ("transformers", "optimum", "qa-engine")
-PEERS = ("transformers", "optimum")
-DEVICES = ("cpu", "cuda")
+KINDS = ("transformers", "optimum", "openvino", "qa-engine")
+PEERS = ("transformers", "optimum", "openvino")
+DEFAULT_PEERS = ("transformers", "optimum")
+# "openvino": qa-engine runners on onnxruntime's OpenVINO provider (the peers run on CPU).
+DEVICES = ("cpu", "cuda", "openvino")
 QA_CONFIG_NAME = "qa_config.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 ONNX_SUFFIXES = (".onnx", ".onnx_data", ".onnx.data")
@@ -67,7 +71,8 @@ class RunnerSpec:
         settings: The shared QA settings.
         device: ``"cpu"`` or ``"cuda"``.
         threads: Intra-op threads (None: the library's default).
-        autocast: ``"bf16"`` for the transformers pipeline under ``torch.autocast``.
+        autocast: ``"bf16"`` for the transformers pipeline under ``torch.autocast``, and
+            for the OpenVINO peer's bf16 inference-precision hint.
         precision: Weight precision, for the tables (``fp32``, ``bf16``, ``int8-dynamic``...).
         optimization: ORT optimisation level of the graph, for the tables.
         same_file_as: For the Optimum peer: the qa-engine runner on the same ONNX file.
@@ -183,7 +188,7 @@ def plan_runners(
     model_dirs: list[str],
     settings: QASettings,
     *,
-    peers: tuple[str, ...] = PEERS,
+    peers: tuple[str, ...] = DEFAULT_PEERS,
     device: str = "cpu",
     threads: int | None = None,
     bf16: bool = False,
@@ -194,9 +199,10 @@ def plan_runners(
         model_dirs: PyTorch dirs and/or export dirs.
         settings: The shared settings (see :func:`resolve_settings`).
         peers: Which peer stacks to include, a subset of ``PEERS``.
-        device: ``"cpu"`` or ``"cuda"``.
+        device: ``"cpu"``, ``"cuda"`` or ``"openvino"``.
         threads: Intra-op threads for every runner.
-        bf16: Add the transformers pipeline under bf16 autocast (CPU only).
+        bf16: Add the transformers pipeline under bf16 autocast (CPU only); the OpenVINO
+            peer then gets the bf16 hint (else f32).
 
     Raises:
         FileNotFoundError: A dir does not exist.
@@ -232,7 +238,7 @@ def plan_runners(
     for d in pytorch_dirs if "transformers" in peers else []:
         suffix = f" ({Path(d).name})" if several else ""
         specs.append(RunnerSpec(f"transformers fp32{suffix}", "transformers", d, **common))
-        if bf16 and device == "cpu":
+        if bf16 and device != "cuda":
             specs.append(
                 RunnerSpec(
                     f"transformers bf16-autocast{suffix}",
@@ -269,6 +275,23 @@ def plan_runners(
                 f"optimum {m.precision} {m.optimization}",
                 "optimum",
                 d,
+                precision=m.precision,
+                optimization=m.optimization,
+                same_file_as=engine_names[d],
+                **common,
+            ),
+        )
+    if "openvino" in peers and export_dirs:
+        d = min(export_dirs, key=_plainness)
+        m = ExportManifest.load(d)
+        hint = "bf16" if bf16 else "f32"
+        specs.insert(
+            len([s for s in specs if s.kind in ("transformers", "optimum")]),
+            RunnerSpec(
+                f"openvino {hint} {m.precision} {m.optimization}",
+                "openvino",
+                d,
+                autocast="bf16" if bf16 else None,
                 precision=m.precision,
                 optimization=m.optimization,
                 same_file_as=engine_names[d],

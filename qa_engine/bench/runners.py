@@ -140,6 +140,10 @@ def runner_class(kind: str) -> type[Runner]:
     """The Runner subclass of a spec kind."""
     if kind == "qa-engine":
         return QAEngineRunner
+    if kind == "openvino":
+        from qa_engine.openvino.peer import OpenVINORunner
+
+        return OpenVINORunner
     from qa_engine.bench.peers import OptimumPipelineRunner, TransformersPipelineRunner
 
     return TransformersPipelineRunner if kind == "transformers" else OptimumPipelineRunner
