@@ -70,9 +70,7 @@ def main(results_dir: Path) -> None:
         )
     reference = next((r["f1"] for r in rows if r["key"] == "fp32"), None)
     for row in rows:
-        row["f1_pct_of_onnx_fp32"] = (
-            round(100 * row["f1"] / reference, 2) if reference else None
-        )
+        row["f1_pct_of_onnx_fp32"] = round(100 * row["f1"] / reference, 2) if reference else None
     summary = {
         "schema_version": 1,
         "task": "SQuAD v1.1 dev, all 10,570 questions, official EM/F1",
@@ -100,8 +98,13 @@ def main(results_dir: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
         ax.scatter(r["questions_per_s"], r["f1"], s=60)
-        ax.annotate(r["runner"], (r["questions_per_s"], r["f1"]), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
+        ax.annotate(
+            r["runner"],
+            (r["questions_per_s"], r["f1"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ax.set_xlabel("questions/s, end to end (2 CPU threads)")
     ax.set_ylabel("F1, SQuAD v1.1 dev (10,570 questions)")
     ax.set_title("MiniLM-L6 fine-tuned on SQuAD: F1 vs throughput per variant")

