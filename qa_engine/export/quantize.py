@@ -20,6 +20,7 @@ import numpy as np
 
 from qa_engine.export.fusion import quiet_logs
 from qa_engine.extras import require
+from qa_engine.openvino.cpu import cpu_flags
 
 CPU_PRESETS = ("avx512_vnni", "avx512", "avx2", "arm64")
 # QDQ static quantization: only the matrix products. Quantizing the activations around
@@ -40,16 +41,7 @@ def cpu_preset(cpuinfo: str | None = None, machine: str | None = None) -> str:
     machine = (machine or platform.machine()).lower()
     if machine in ("arm64", "aarch64") or machine.startswith("armv8"):
         return "arm64"
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
-            break
+    flags = cpu_flags(cpuinfo)
     if "avx512_vnni" in flags or "avx512vnni" in flags:
         return "avx512_vnni"
     if "avx512f" in flags and "avx512bw" in flags:
