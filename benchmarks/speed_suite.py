@@ -16,6 +16,9 @@ Usage::
                                                 #   ~10 min exporting on the first run
     python benchmarks/speed_suite.py --quick    # smoke run: seq 128, 2 variants (~1-2 min
                                                 #   once the exports are cached)
+    python benchmarks/speed_suite.py --device cuda --batch-sizes 1,32
+                                                # GPU: fp32 O3 and fp16 O4 on CUDA against
+                                                #   the pipeline in fp32 and fp16 autocast
 
 Exports are cached under ``~/.cache/qa-engine/speed-suite/`` (``--cache-dir``), keyed
 by architecture and library versions, so reruns start measuring at once; ``--rebuild``
@@ -59,7 +62,10 @@ VARIANTS = {
     "fp32-O3": ("O3", "none"),
     "int8-dynamic": ("O3", "int8-dynamic"),
     "int8-static": ("O3", "int8-static"),
+    "fp16-O4": ("O4", "none"),  # CUDA only
 }
+CPU_VARIANTS = ("fp32-none", "fp32-O2", "fp32-O3", "int8-dynamic", "int8-static")
+CUDA_VARIANTS = ("fp32-none", "fp32-O3", "fp16-O4")
 FULL = {
     "variants": ["fp32-O3", "int8-dynamic", "int8-static"],
     "seq_lengths": [128, 256, 384],
@@ -100,7 +106,12 @@ def cache_key(arch: dict[str, int]) -> str:
 
 
 def prepare_models(
-    arch_name: str, variants: list[str], cache_dir: Path, *, rebuild: bool = False
+    arch_name: str,
+    variants: list[str],
+    cache_dir: Path,
+    *,
+    rebuild: bool = False,
+    device: str = "cpu",
 ) -> tuple[Path, list[Path]]:
     """The random PyTorch checkpoint and one export dir per variant, built once, cached."""
     from qa_engine.export.options import ExportOptions
@@ -118,7 +129,7 @@ def prepare_models(
         write_calibration_file(model_dir / "tokenizer.json", calibration, [128, 256, 384], 16)
     export_dirs = []
     for name in variants:
-        out = root / name
+        out = root / (name if device == "cpu" else f"{name}-{device}")
         if rebuild or not (out / MANIFEST_NAME).is_file():
             optimize, quantize = VARIANTS[name]
             log(f"exporting {name} (optimize {optimize}, quantize {quantize}) to {out}")
@@ -132,6 +143,7 @@ def prepare_models(
                     calibration_file=calibration if quantize == "int8-static" else None,
                     calibration_samples=32,
                     parity_samples=8,
+                    device=device,
                     force=True,
                 ),
                 log=lambda m: log(f"  {m}"),
@@ -194,6 +206,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="default: usable cores")
     parser.add_argument("--variants", help=f"comma-separated subset of {', '.join(VARIANTS)}")
     parser.add_argument("--seq-lengths", help="comma-separated, e.g. 128,384")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="cuda: export and verify on the GPU, run every runner there (fp32 O3 and fp16 O4 "
+        "against the pipeline in fp32 and fp16 autocast)",
+    )
+    parser.add_argument("--batch-sizes", default="1,8", help="comma-separated, e.g. 1,32")
     parser.add_argument("--questions", type=int, help="questions per sequence length")
     parser.add_argument("--latency-runs", type=int)
     parser.add_argument("--memory", choices=["subprocess", "off"], help="peak RSS probes")
@@ -209,11 +229,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = dict(QUICK if args.quick else FULL)
+    allowed = CUDA_VARIANTS if args.device == "cuda" else CPU_VARIANTS
+    if args.device == "cuda":
+        plan["variants"] = ["fp32-O3", "fp16-O4"]
     if args.variants:
         plan["variants"] = [v.strip() for v in args.variants.split(",") if v.strip()]
-        unknown = [v for v in plan["variants"] if v not in VARIANTS]
-        if unknown:
-            raise SystemExit(f"unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
+    unknown = [v for v in plan["variants"] if v not in allowed]
+    if unknown:
+        raise SystemExit(f"variant(s) {unknown} not for {args.device}; valid: {', '.join(allowed)}")
+    batch_sizes = tuple(int(v) for v in args.batch_sizes.split(",") if v.strip())
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise SystemExit("--batch-sizes: positive integers, e.g. 1,8")
     if args.seq_lengths:
         plan["seq_lengths"] = [int(v) for v in args.seq_lengths.split(",")]
     if any(not 16 <= n <= MAX_SEQ_LENGTH for n in plan["seq_lengths"]):
@@ -229,13 +255,21 @@ def main(argv: list[str] | None = None) -> int:
 
     arch_name = "tiny" if args.tiny else "spanbert-base"
     model_dir, export_dirs = prepare_models(
-        arch_name, plan["variants"], args.cache_dir, rebuild=args.rebuild
+        arch_name, plan["variants"], args.cache_dir, rebuild=args.rebuild, device=args.device
     )
     prepare_s = time.perf_counter() - started
     started = time.perf_counter()
     dirs = [str(model_dir), *map(str, export_dirs)]
     settings = resolve_settings(dirs, data_version_2=False)
-    specs = plan_runners(dirs, settings, threads=threads, bf16=cpu_has_bf16())
+    on_cuda = args.device == "cuda"
+    specs = plan_runners(
+        dirs,
+        settings,
+        threads=threads,
+        device=args.device,
+        bf16=cpu_has_bf16() and not on_cuda,
+        fp16=on_cuda,
+    )
     log(f"runners: {', '.join(s.name for s in specs)}; threads {threads}")
 
     summary: dict[str, Any] = {
@@ -243,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         "schema_version": 1,
         "command": command,
         "architecture": arch_name,
+        "device": args.device,
+        "batch_sizes": list(batch_sizes),
         "model_dir": str(model_dir),
         "variants": plan["variants"],
         "runs": {},
@@ -256,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             model_dir / "tokenizer.json", seq_length, plan["questions"], seed=seq_length
         )
         options = BenchOptions(
-            batch_sizes=(1, 8),
+            batch_sizes=batch_sizes,
             latency_runs=plan["latency_runs"],
             warmup=plan["warmup"],
             memory=memory if seq_length == longest else "off",
@@ -276,28 +312,33 @@ def main(argv: list[str] | None = None) -> int:
         )
         write_reports(results, args.out / f"seq{seq_length}")
         table = ratio_table(results)
-        print(f"\n## seq {seq_length} (batch 1 latency, throughput at batch 1 and 8)\n")
+        sizes = " and ".join(map(str, batch_sizes))
+        print(f"\n## seq {seq_length} (batch 1 latency, throughput at batch {sizes})\n")
         print(table, flush=True)
         summary["runs"][str(seq_length)] = f"seq{seq_length}/results.json"
         sections += [f"## Sequence length {seq_length}", "", table, ""]
         if seq_length == longest:
-            summary["targets"] = target_rows(results)
             summary["environment"] = results["environment"]
-            targets = format_targets(summary["targets"], seq_length)
-            print("\n" + targets)
-            sections += [targets, ""]
+            if not on_cuda:  # issue 6's targets are CPU targets
+                summary["targets"] = target_rows(results)
+                targets = format_targets(summary["targets"], seq_length)
+                print("\n" + targets)
+                sections += [targets, ""]
 
     elapsed = time.perf_counter() - started
     summary["elapsed_s"] = elapsed
     summary["prepare_s"] = prepare_s  # model + exports (0 when cached)
     cpu = summary.get("environment", {}).get("cpu", {})
+    gpus = summary.get("environment", {}).get("gpus", [])
     header = [
         "# qa-engine speed suite",
         "",
         f"`{command}` — measured in {elapsed / 60:.1f} min (+ {prepare_s / 60:.1f} min "
         f"building the cached exports); {arch_name} architecture, random weights; "
-        f"CPU {cpu.get('model')} ({', '.join(cpu.get('flags', []))}), "
-        f"{threads} threads. Latency in ms (batch 1); throughput in questions/s, end to end.",
+        f"CPU {cpu.get('model')} ({', '.join(cpu.get('flags', []))}), {threads} threads"
+        + (f"; GPU {', '.join(g['name'] for g in gpus)}" if on_cuda else "")
+        + f"; device {args.device}. Latency in ms (batch 1); throughput in questions/s, "
+        "end to end.",
         "",
     ]
     args.out.mkdir(parents=True, exist_ok=True)

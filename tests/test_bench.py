@@ -104,6 +104,16 @@ def test_plan_puts_baseline_first_and_optimum_on_the_plainest_export(tmp_path: P
     assert RunnerSpec.from_dict(json.loads(json.dumps(specs[1].to_dict()))) == specs[1]
     # no bf16 peer on CUDA, no peers at all when asked for none
     assert all(s.autocast is None for s in plan_runners([pt], settings, device="cuda", bf16=True))
+    # on CUDA the half-precision peer is fp16 autocast, on the GPU like everything else
+    gpu = plan_runners([pt, fp32], settings, device="cuda", fp16=True)
+    assert [(s.name, s.autocast, s.device) for s in gpu[:2]] == [
+        ("transformers fp32", None, "cuda"),
+        ("transformers fp16-autocast", "fp16", "cuda"),
+    ]
+    assert all(s.device == "cuda" for s in gpu)
+    assert all(s.autocast is None for s in plan_runners([pt], settings, fp16=True))
+    with pytest.raises(ValueError, match="fp16 autocast is for CUDA"):
+        RunnerSpec("x", "transformers", pt, autocast="fp16")
     assert [s.kind for s in plan_runners([pt, fp32], settings, peers=())] == ["qa-engine"]
 
 
@@ -399,6 +409,19 @@ def test_speed_suite_quick_runs_on_a_tiny_model(
     model_dir, dirs = suite.prepare_models("tiny", ["fp32-O3"], tmp_path / "cache")
     assert exported == [] and dirs[0].name == "fp32-O3"
     assert results["config"]["settings"]["max_seq_length"] == suite.MAX_SEQ_LENGTH
+
+
+def test_speed_suite_refuses_variants_of_the_other_device(tmp_path: Path) -> None:
+    base = [sys.executable, str(REPO_ROOT / "benchmarks" / "speed_suite.py"), "--tiny"]
+    base += ["--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "o")]
+    for extra, wrong in (
+        (["--variants", "fp16-O4"], "fp16-O4"),
+        (["--device", "cuda", "--variants", "int8-dynamic"], "int8-dynamic"),
+        (["--batch-sizes", "0"], "--batch-sizes"),
+    ):
+        proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and wrong in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "cache").exists()  # refused before building anything
 
 
 def test_missing_extra_stops_the_run_with_the_pip_command(tmp_path: Path) -> None:

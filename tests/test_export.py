@@ -182,6 +182,33 @@ def test_cuda_without_cuda_provider_is_an_error(tiny_model_dir: Path, tmp_path: 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_fp16_export_on_cuda_runs_on_the_gpu_and_agrees_with_cpu(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu and a CUDA device")
+    from qa_engine import QAEngine
+
+    out = tmp_path / "fp16"
+    result = run_export(tiny_model_dir, out, "--device", "cuda", "--optimize", "O4")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "qa_manifest.json").read_text())
+    assert manifest["precision"] == "fp16" and manifest["optimization"] == "O4"
+    gpu = QAEngine(out, device="cuda")
+    cpu = QAEngine(out, device="cpu")
+    assert gpu.session.uses_cuda and gpu.providers[0] == "CUDAExecutionProvider"
+    question = "Where does the river run?"
+    context = "The river runs through the old town and then out to the sea. " * 6
+    windows_gpu, windows_cpu = gpu.logits(question, context), cpu.logits(question, context)
+    assert len(windows_gpu) == len(windows_cpu) > 1  # several windows: batched on the GPU
+    for on_gpu, on_cpu in zip(windows_gpu, windows_cpu, strict=True):
+        assert np.abs(on_gpu.start_logits - on_cpu.start_logits).max() < 0.05
+        assert np.abs(on_gpu.end_logits - on_cpu.end_logits).max() < 0.05
+
+
 # ---------------------------------------------------------------- slow: real exports
 
 

@@ -82,7 +82,8 @@ def _command_line(ctx: click.Context) -> str:
     type=click.Choice(["cpu", "cuda", "openvino"]),
     default="cpu",
     show_default=True,
-    help="Where qa-engine runs (openvino: onnxruntime's OpenVINO provider).",
+    help="Where qa-engine runs (openvino: onnxruntime's OpenVINO provider). On cuda the "
+    "peers run on the GPU too, and the transformers pipeline also runs under fp16 autocast.",
 )
 @click.option(
     "--peers",
@@ -169,6 +170,7 @@ def bench(
             device=device,
             threads=threads,
             bf16=bf16 == "on" or (bf16 == "auto" and cpu_has_bf16()),
+            fp16=device == "cuda",
         )
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err

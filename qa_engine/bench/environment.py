@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from qa_engine.cpu import CPUINFO, cpu_flags, cpu_model
+
 # CPU flags that decide which kernels ONNX Runtime and PyTorch can use.
 INTERESTING_FLAGS = (
     "avx2",
@@ -42,23 +44,13 @@ LIBRARIES = (
     "optimum-onnx",
 )
 
-_CPUINFO = Path("/proc/cpuinfo")
 
-
-def cpu_info(cpuinfo: Path = _CPUINFO) -> dict[str, Any]:
-    """CPU model name and flags from ``/proc/cpuinfo`` (``platform`` elsewhere)."""
-    model = platform.processor() or platform.machine()
-    flags: set[str] = set()
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and value.strip():
-                model = value.strip()
-            elif key == "flags" and not flags:
-                flags = set(value.split())
+def cpu_info(cpuinfo: Path = CPUINFO) -> dict[str, Any]:
+    """CPU model name and the flags that matter here (``platform`` off Linux)."""
+    text = cpuinfo.read_text(errors="replace") if cpuinfo.is_file() else ""
+    flags = cpu_flags(text)
     return {
-        "model": model,
+        "model": cpu_model(text),
         "flags": [f for f in INTERESTING_FLAGS if f in flags],
         "has_bf16": any(f in flags for f in BF16_FLAGS),
     }

@@ -1,7 +1,8 @@
 """The peers: what a user would otherwise run, set up the way a careful user would.
 
 - the transformers ``question-answering`` pipeline on the PyTorch checkpoint, fp32, and
-  under ``torch.autocast("cpu", dtype=torch.bfloat16)`` on CPUs with AMX/AVX512-BF16;
+  under ``torch.autocast("cpu", dtype=torch.bfloat16)`` on CPUs with AMX/AVX512-BF16,
+  and under CUDA fp16 autocast on GPUs;
 - Optimum's ``ORTModelForQuestionAnswering`` inside the same pipeline, on an export
   dir's ``model.onnx`` (``optimum.onnxruntime.pipeline``).
 
@@ -87,7 +88,7 @@ class _PipelineRunner(Runner):
 
 
 class TransformersPipelineRunner(_PipelineRunner):
-    """transformers' QA pipeline on the PyTorch checkpoint (fp32 or bf16 autocast)."""
+    """transformers' QA pipeline on the PyTorch checkpoint (fp32, bf16 or fp16 autocast)."""
 
     def load(self) -> None:
         torch = require("torch")
@@ -107,12 +108,14 @@ class TransformersPipelineRunner(_PipelineRunner):
     def _context(self) -> contextlib.AbstractContextManager:
         if self.spec.autocast == "bf16":
             return self._torch.autocast("cpu", dtype=self._torch.bfloat16)
+        if self.spec.autocast == "fp16":
+            return self._torch.autocast("cuda", dtype=self._torch.float16)
         return contextlib.nullcontext()
 
     @property
     def provider_used(self) -> str:
         device = str(self.pipe.model.device)
-        return f"torch-{device}" + ("+bf16-autocast" if self.spec.autocast else "")
+        return f"torch-{device}" + (f"+{self.spec.autocast}-autocast" if self.spec.autocast else "")
 
     def close(self) -> None:
         self.pipe = None

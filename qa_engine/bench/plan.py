@@ -25,6 +25,7 @@ PEERS = ("transformers", "optimum", "openvino")
 DEFAULT_PEERS = ("transformers", "optimum")
 # "openvino": qa-engine runners on onnxruntime's OpenVINO provider (the peers run on CPU).
 DEVICES = ("cpu", "cuda", "openvino")
+AUTOCASTS = (None, "bf16", "fp16")
 QA_CONFIG_NAME = "qa_config.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 ONNX_SUFFIXES = (".onnx", ".onnx_data", ".onnx.data")
@@ -71,8 +72,9 @@ class RunnerSpec:
         settings: The shared QA settings.
         device: ``"cpu"`` or ``"cuda"``.
         threads: Intra-op threads (None: the library's default).
-        autocast: ``"bf16"`` for the transformers pipeline under ``torch.autocast``, and
-            for the OpenVINO peer's bf16 inference-precision hint.
+        autocast: ``"bf16"`` for the transformers pipeline under ``torch.autocast`` on CPU,
+            and for the OpenVINO peer's bf16 inference-precision hint; ``"fp16"`` for the
+            pipeline under CUDA fp16 autocast.
         precision: Weight precision, for the tables (``fp32``, ``bf16``, ``int8-dynamic``...).
         optimization: ORT optimisation level of the graph, for the tables.
         same_file_as: For the Optimum peer: the qa-engine runner on the same ONNX file.
@@ -94,8 +96,10 @@ class RunnerSpec:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        if self.autocast not in (None, "bf16"):
-            raise ValueError(f"autocast must be None or 'bf16', got {self.autocast!r}")
+        if self.autocast not in AUTOCASTS:
+            raise ValueError(f"autocast must be one of {AUTOCASTS}, got {self.autocast!r}")
+        if self.autocast == "fp16" and self.device != "cuda":
+            raise ValueError("fp16 autocast is for CUDA; on CPU use bf16")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -192,6 +196,7 @@ def plan_runners(
     device: str = "cpu",
     threads: int | None = None,
     bf16: bool = False,
+    fp16: bool = False,
 ) -> list[RunnerSpec]:
     """The runners to benchmark, baseline (transformers fp32) first when there is one.
 
@@ -203,6 +208,8 @@ def plan_runners(
         threads: Intra-op threads for every runner.
         bf16: Add the transformers pipeline under bf16 autocast (CPU only); the OpenVINO
             peer then gets the bf16 hint (else f32).
+        fp16: Add the transformers pipeline under fp16 autocast (CUDA only): what GPU
+            users run when they do not export.
 
     Raises:
         FileNotFoundError: A dir does not exist.
@@ -246,6 +253,17 @@ def plan_runners(
                     d,
                     autocast="bf16",
                     precision="bf16",
+                    **common,
+                )
+            )
+        if fp16 and device == "cuda":
+            specs.append(
+                RunnerSpec(
+                    f"transformers fp16-autocast{suffix}",
+                    "transformers",
+                    d,
+                    autocast="fp16",
+                    precision="fp16",
                     **common,
                 )
             )

@@ -80,21 +80,22 @@ def make_session(path: Path, device: str, *, openvino: bool = False) -> Any:
     native bf16) when this onnxruntime build has it, else the CPU provider.
     """
     ort = require("onnxruntime", "cpu")
-    provider_options = None
-    if openvino and OPENVINO in ort.get_available_providers():
-        from qa_engine.openvino.options import OpenVINOOptions
+    # The runtime's provider resolution (and its CUDA library preload), so the export is
+    # verified on exactly what QAEngine will run.
+    from qa_engine.session import preload_cuda_libraries, resolve_providers
 
-        providers = [OPENVINO, "CPUExecutionProvider"]
-        provider_options = [OpenVINOOptions().provider_options(), {}]
-    elif device == "cuda":
-        available = ort.get_available_providers()
-        if "CUDAExecutionProvider" not in available:
-            raise ValueError(
-                f"--device cuda needs onnxruntime-gpu with CUDA; available providers: {available}"
-            )
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if openvino and OPENVINO in ort.get_available_providers():
+        target = "openvino"
     else:
-        providers = ["CPUExecutionProvider"]
+        target = "cuda" if device == "cuda" else "cpu"
+    try:
+        resolved = resolve_providers(target)
+    except ValueError as err:
+        raise ValueError(f"--device {device}: {err}") from err
+    if target == "cuda":
+        preload_cuda_libraries()
+    providers = [name for name, _ in resolved]
+    provider_options = [opts for _, opts in resolved]
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
     session = ort.InferenceSession(
@@ -102,7 +103,7 @@ def make_session(path: Path, device: str, *, openvino: bool = False) -> Any:
     )
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         raise RuntimeError(f"{path}: CUDA was requested but the session runs on CPU only")
-    if provider_options is not None and OPENVINO not in session.get_providers():
+    if target == "openvino" and OPENVINO not in session.get_providers():
         raise RuntimeError(f"{path}: OpenVINO was requested but the session runs on CPU only")
     return session
 

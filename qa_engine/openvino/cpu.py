@@ -9,30 +9,12 @@ OpenVINO provider on CPUs that have one.
 
 from __future__ import annotations
 
-from pathlib import Path
+from qa_engine.cpu import CPUINFO, cpu_flags
 
-CPUINFO = Path("/proc/cpuinfo")
+__all__ = ["CPUINFO", "cpu_flags", "has_amx", "has_bf16", "int8_unit", "describe"]
 AMX_FLAGS = ("amx_bf16", "amx_int8")
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 INT8_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
-
-
-def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
-    """The feature flags of the first CPU in ``/proc/cpuinfo``.
-
-    Args:
-        cpuinfo: Contents of ``/proc/cpuinfo``; read from the system when None. Off Linux
-            (no such file) the result is empty, so nothing is assumed.
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = CPUINFO.read_text()
-        except OSError:
-            return frozenset()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
 
 
 def _flags(flags: frozenset[str] | set[str] | None) -> frozenset[str]:
