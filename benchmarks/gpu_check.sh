@@ -6,8 +6,9 @@
 #
 # 1. which providers onnxruntime really offers (a CUDA build that cannot load its libraries
 #    offers CUDA and falls back to CPU: the tests below catch that);
-# 2. the test suite with CUDA present: the `gpu` tests (CUDA IO binding, an fp16 O4 export
-#    verified on the GPU) and the fast tests, which then also see device="auto" pick CUDA;
+# 2. the runtime and export tests with CUDA present: the `gpu` tests (CUDA IO binding, an
+#    fp16 O4 export verified on the GPU) and the fast ones, which then also see
+#    device="auto" pick CUDA (TESTS="tests/" for the whole fast suite);
 # 3. the speed suite on the GPU: SpanBERT-base architecture exported at fp32 O3 and fp16
 #    O4 with --device cuda, against the transformers pipeline in fp32 and fp16 autocast
 #    and Optimum's pipeline on the same file, seq 128 and 384, batch 1 and 32;
@@ -26,8 +27,10 @@ $PY -c "import onnxruntime as o; print(o.__version__, o.get_device(), o.get_avai
   2>&1 | tee -a "$OUT/providers.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee -a "$OUT/providers.txt"
 
-echo "== tests (gpu, and the fast suite with CUDA present)"
-timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q -p no:cacheprovider -m "gpu or not slow" tests/ \
+echo "== tests (gpu, and the fast ones with CUDA present)"
+# shellcheck disable=SC2086
+timeout "${TEST_TIMEOUT:-300}" $PY -m pytest -q -p no:cacheprovider -m "gpu or not slow" \
+  ${TESTS:-tests/test_engine.py tests/test_export.py} \
   > "$OUT/pytest.log" 2>&1 || status=1
 tail -15 "$OUT/pytest.log"
 

@@ -254,9 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     arch_name = "tiny" if args.tiny else "spanbert-base"
-    model_dir, export_dirs = prepare_models(
-        arch_name, plan["variants"], args.cache_dir, rebuild=args.rebuild, device=args.device
-    )
+    try:
+        model_dir, export_dirs = prepare_models(
+            arch_name, plan["variants"], args.cache_dir, rebuild=args.rebuild, device=args.device
+        )
+    except ValueError as err:  # e.g. --device cuda without onnxruntime-gpu
+        raise SystemExit(f"speed suite: {err}") from err
     prepare_s = time.perf_counter() - started
     started = time.perf_counter()
     dirs = [str(model_dir), *map(str, export_dirs)]
