@@ -28,6 +28,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ENGINES = {
     # label: (engine, precision hint, model variant)
+    "torch fp32 (eager)": ("torch", "f32", "checkpoint"),
+    "torch bf16 (autocast)": ("torch", "bf16", "checkpoint"),
     "ort-cpu fp32": ("ort-cpu", "f32", "fp32"),
     "ort-openvino bf16": ("ort-openvino", "bf16", "fp32"),
     "ort-openvino f32": ("ort-openvino", "f32", "fp32"),
@@ -68,6 +70,9 @@ def quantize(fp32_dir: Path, out: Path, squad: Path, samples: int) -> dict:
     return settings
 
 
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
 def _feeds(names: list[str], batch: int, seq: int) -> dict:
     import numpy as np
 
@@ -91,7 +96,32 @@ def time_engine(
 
     options = OpenVINOOptions(precision=precision, threads=threads)
     started = time.perf_counter()
-    if engine == "openvino":
+    if engine == "torch":
+        # PyTorch eager on the random checkpoint: the model's forward alone, a lower bound
+        # on the transformers pipeline (which adds tokenization and decoding).
+        import contextlib
+
+        import torch
+        from transformers import AutoModelForQuestionAnswering
+
+        torch.set_num_threads(threads)
+        net = AutoModelForQuestionAnswering.from_pretrained(str(model)).eval()
+        tensors = {
+            k: torch.from_numpy(v) for k, v in _feeds(list(MODEL_INPUTS), batch, seq).items()
+        }
+        autocast = (
+            torch.autocast("cpu", dtype=torch.bfloat16)
+            if precision == "bf16"
+            else contextlib.nullcontext()
+        )
+        providers = [
+            f"torch-{torch.__version__}" + ("+bf16-autocast" if precision == "bf16" else "")
+        ]
+
+        def call() -> None:
+            with torch.inference_mode(), autocast:
+                net(**tensors)
+    elif engine == "openvino":
         import openvino as ov
 
         properties = {**options.core_properties(), "CACHE_DIR": str(default_cache_dir())}
@@ -184,13 +214,14 @@ def run_all(args: argparse.Namespace) -> None:
     results: dict[str, list[dict]] = {label: [] for label in ENGINES}
     for round_index in range(args.rounds):
         for label, (engine, precision, variant) in ENGINES.items():
-            python = main if engine == "ort-cpu" else me
+            python = main if engine in ("ort-cpu", "torch") else me
+            model = work / variant if engine == "torch" else work / variant / "model.onnx"
             out = subprocess.run(
                 [
                     *python,
                     "time",
                     "--model",
-                    str(work / variant / "model.onnx"),
+                    str(model),
                     "--engine",
                     engine,
                     "--precision",
@@ -232,7 +263,9 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=64)
     p = sub.add_parser("time")
     p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--engine", choices=("ort-cpu", "ort-openvino", "openvino"), required=True)
+    p.add_argument(
+        "--engine", choices=("torch", "ort-cpu", "ort-openvino", "openvino"), required=True
+    )
     p.add_argument("--precision", choices=("bf16", "f32"), default="bf16")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=10)
