@@ -135,14 +135,23 @@ def preload_cuda_libraries() -> None:
         pass
 
 
+# onnxruntime session config key: idle intra-op workers spin (1, default) or sleep (0).
+ALLOW_SPINNING = "session.intra_op.allow_spinning"
+
+
 def _create_session(
-    path: Path, resolved: list[tuple[str, dict[str, Any]]], threads: int | None
+    path: Path,
+    resolved: list[tuple[str, dict[str, Any]]],
+    threads: int | None,
+    spinning: bool = True,
 ) -> ort.InferenceSession:
     if any(name == CUDA for name, _ in resolved):
         preload_cuda_libraries()
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry(ALLOW_SPINNING, "0")
     if any(name == OPENVINO for name, _ in resolved):
         options.add_session_config_entry(*RECORD_ASSIGNMENT)
     try:
@@ -166,6 +175,8 @@ class OnnxQASession:
         providers: Explicit providers, names or ``(name, options)`` pairs; wins over
             ``device``.
         threads: Intra-op threads (``None``: onnxruntime's default, one per core).
+        spinning: Idle intra-op workers spin (onnxruntime's default) or sleep (False:
+            for sessions that share cores with other sessions).
 
     Raises:
         FileNotFoundError: ``model_path`` does not exist.
@@ -180,6 +191,7 @@ class OnnxQASession:
         device: str = "auto",
         providers: Sequence[ProviderSpec] | None = None,
         threads: int | None = None,
+        spinning: bool = True,
     ) -> None:
         path = Path(model_path)
         if not path.is_file():
@@ -190,7 +202,7 @@ class OnnxQASession:
             if threads < 1:
                 raise ValueError(f"threads must be >= 1, got {threads}")
         resolved = resolve_providers(device, providers, threads)
-        self._session = _create_session(path, resolved, threads)
+        self._session = _create_session(path, resolved, threads, spinning)
         self.providers: list[str] = list(self._session.get_providers())
         accelerators = [name for name, _ in resolved if name != CPU]
         dropped = [name for name in accelerators if name not in self.providers]
@@ -212,7 +224,7 @@ class OnnxQASession:
                 # onnxruntime has (an --optimize O1-O4 export): hopping between the two
                 # providers is slower than the CPU provider alone.
                 resolved = [(CPU, {})]
-                self._session = _create_session(path, resolved, threads)
+                self._session = _create_session(path, resolved, threads, spinning)
                 self.providers = list(self._session.get_providers())
                 self.openvino_share = None
         self._device_id = next(

@@ -320,6 +320,7 @@ def test_bench_cli_writes_json_markdown_and_plots(
     assert results["baseline"] == "transformers fp32"
     assert results["config"]["settings"]["max_seq_length"] == 48
     assert results["config"]["samples"] == len(_PAIRS)
+    assert results["config"]["ort_spinning"] is False
     assert isinstance(results["environment"]["cpu"]["flags"], list)
     runners = {r["name"]: r for r in results["runners"]}
     assert list(runners) == [
@@ -444,3 +445,20 @@ def test_missing_extra_stops_the_run_with_the_pip_command(tmp_path: Path) -> Non
     )
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert 'pip install "qa-engine[bench]"' in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_onnxruntime_runners_share_one_thread_policy(tiny_onnx_dir: Path) -> None:
+    """qa-engine and Optimum runners both sleep idle workers (co-resident sessions)."""
+    from qa_engine.bench.runners import ORT_SPINNING, make_runner
+    from qa_engine.session import ALLOW_SPINNING
+
+    settings = resolve_settings([str(tiny_onnx_dir)], False)
+    expected = "1" if ORT_SPINNING else "0"
+    sessions = {}
+    for kind in ("qa-engine", "optimum"):
+        runner = make_runner(RunnerSpec(kind, kind, str(tiny_onnx_dir), settings, threads=1))
+        runner.load()
+        session = runner.engine.session._session if kind == "qa-engine" else runner.model.model
+        sessions[kind] = session.get_session_options().get_session_config_entry(ALLOW_SPINNING)
+        runner.close()
+    assert sessions == {"qa-engine": expected, "optimum": expected}

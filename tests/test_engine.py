@@ -256,6 +256,21 @@ def test_four_threads_equal_serial(engine):
             assert answers == serial[i::4]
 
 
+def test_spinning_off_reaches_onnxruntime_and_keeps_answers(tiny_onnx_dir, engine):
+    from qa_engine.session import ALLOW_SPINNING
+
+    quiet = QAEngine(tiny_onnx_dir, device="cpu", threads=2, spinning=False)
+    options = quiet.session._session.get_session_options()
+    assert options.get_session_config_entry(ALLOW_SPINNING) == "0"
+    default = engine.session._session.get_session_options()
+    with pytest.raises(RuntimeError):  # not set: onnxruntime's default (spin)
+        default.get_session_config_entry(ALLOW_SPINNING)
+    questions, contexts = make_pairs(6, seed=9)
+    assert [key(a) for a in quiet.predict(questions, contexts)] == [
+        key(a) for a in engine.predict(questions, contexts)
+    ]
+
+
 # --------------------------------------------------------------- import hygiene
 def test_runtime_never_imports_torch_transformers_optimum(tiny_onnx_dir):
     code = (

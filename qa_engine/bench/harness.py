@@ -29,7 +29,13 @@ from qa_engine.bench.measure import (
 from qa_engine.bench.memory import measure_memory
 from qa_engine.bench.plan import RunnerSpec, model_size_bytes
 from qa_engine.bench.results import SCHEMA_VERSION, add_ratios
-from qa_engine.bench.runners import Predictions, Runner, check_dependencies, make_runner
+from qa_engine.bench.runners import (
+    ORT_SPINNING,
+    Predictions,
+    Runner,
+    check_dependencies,
+    make_runner,
+)
 from qa_engine.data import QAExample
 from qa_engine.extras import require
 from qa_engine.metrics import squad_metrics
@@ -299,6 +305,7 @@ def run_benchmark(
             "latency_runs": options.latency_runs,
             "warmup": options.warmup,
             "settle_s": options.settle_s,
+            "ort_spinning": ORT_SPINNING,
             "device": specs[0].device,
             "threads": specs[0].threads,
             "peers": sorted({s.kind for s in specs} - {"qa-engine"}),

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qa_engine.bench.runners import Predictions, Runner
+from qa_engine.bench.runners import ORT_SPINNING, Predictions, Runner
 from qa_engine.extras import require
 from qa_engine.manifest import MODEL_NAME
 
@@ -135,6 +135,10 @@ class OptimumPipelineRunner(_PipelineRunner):
         options = ort.SessionOptions()
         if self.spec.threads is not None:
             options.intra_op_num_threads = self.spec.threads
+        # the same thread policy as the qa-engine runners (see runners.ORT_SPINNING)
+        from qa_engine.session import ALLOW_SPINNING
+
+        options.add_session_config_entry(ALLOW_SPINNING, "1" if ORT_SPINNING else "0")
         provider = "CUDAExecutionProvider" if self.spec.device == "cuda" else "CPUExecutionProvider"
         model_dir = Path(self.spec.model_dir)
         self.model = optimum_ort.ORTModelForQuestionAnswering.from_pretrained(

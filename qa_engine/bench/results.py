@@ -18,6 +18,8 @@ as ``"1"``, ``"8"``...
       latency_runs     int, timed batch-1 calls per runner
       warmup           int, untimed rounds before them
       settle_s         float, untimed pause between two timed calls
+      ort_spinning     bool, whether onnxruntime runners' idle workers spin (off:
+                       co-resident sessions would steal each other's cores)
       device           "cpu" | "cuda"
       threads          int | null, intra-op threads given to every runner
       peers            [str], peer stacks asked for

@@ -19,6 +19,13 @@ from dataclasses import dataclass
 from qa_engine.bench.plan import RunnerSpec, model_size_bytes
 from qa_engine.extras import require
 
+# The runners share one process and are timed interleaved. onnxruntime's idle workers
+# spin by default, and one session's spinning workers steal the cores the next session
+# needs: on 2 cores, two co-resident sessions of the same file each took 46 ms a
+# question with spinning, 25 ms without (23 ms alone). So every onnxruntime-based runner
+# (qa-engine and Optimum alike) runs with spinning off; results record it.
+ORT_SPINNING = False
+
 
 @dataclass
 class Predictions:
@@ -102,7 +109,10 @@ class QAEngineRunner(Runner):
     def load(self) -> None:
         engine_module = require("qa_engine.engine", "cpu")
         self.engine = engine_module.QAEngine.from_pretrained(
-            self.spec.model_dir, device=self.spec.device, threads=self.spec.threads
+            self.spec.model_dir,
+            device=self.spec.device,
+            threads=self.spec.threads,
+            spinning=ORT_SPINNING,
         )
 
     def answer_one(self, question: str, context: str) -> str:
