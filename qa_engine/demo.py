@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -31,6 +32,24 @@ import click
 
 TRAIN_ENV = "QA_ENGINE_TRAIN_FILE"
 DEV_ENV = "QA_ENGINE_DEV_FILE"
+
+
+# Written into the output dir: a dir holding it is an earlier demo run, which a new run
+# replaces (so `make demo` can be run again); any other non-empty dir is left alone.
+DEMO_MARKER = ".qa-engine-demo"
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Create ``out``; replace it only when it holds an earlier demo run."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / DEMO_MARKER).is_file():
+            raise click.ClickException(
+                f"{out} is not empty and is not an earlier demo run; remove it or pass --out"
+            )
+        click.echo(f"replacing the earlier demo run in {out}")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("written by `qa-engine` demo; replaced by the next run\n")
 
 
 def base_model_dir() -> Path:
@@ -135,9 +154,7 @@ def demo(
     click.echo(
         "          with network, pass --model SpanBERT/spanbert-base-cased to `qa-engine finetune`."
     )
-    if out.exists() and any(out.iterdir()):
-        raise click.ClickException(f"{out} is not empty; remove it or pass --out")
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out)
     model_dir, fp32_dir, int8_dir = out / "model", out / "onnx-fp32-O2", out / "onnx-int8"
 
     sample_args = []
