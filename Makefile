@@ -44,17 +44,16 @@ clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
 
 # onnxruntime-openvino is a third onnxruntime flavour (they all install the `onnxruntime`
-# folder), so it gets its own environment. `[export]` is left out: it pins onnxruntime.
+# folder), so it gets its own environment.
 OV_VENV ?= .venv-openvino
 OV_BIN := $(OV_VENV)/bin
 OV_STAMP := $(OV_VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
-OV_PACKAGES := "optimum-onnx>=0.1.0,<0.2" "optimum>=2.1,<2.2" "onnx>=1.16"
 
 $(OV_STAMP): pyproject.toml Makefile
 	test -x $(OV_BIN)/python || $(PYTHON) -m venv $(OV_VENV)
 	$(OV_BIN)/python -m pip install --quiet --upgrade pip
 	$(OV_BIN)/python -m pip install --quiet "$(TORCH_INSTALL)"
-	$(OV_BIN)/python -m pip install --quiet -e ".[openvino,openvino-tools,train,dev]" $(OV_PACKAGES)
+	$(OV_BIN)/python -m pip install --quiet -e ".[openvino,openvino-tools,export,dev]"
 	$(OV_BIN)/python -c "import onnxruntime as o, sys; p = o.get_available_providers(); sys.exit(0 if 'OpenVINOExecutionProvider' in p else f'no OpenVINO EP: {p}')"
 	rm -f $(OV_VENV)/.installed-*
 	touch $@

@@ -29,9 +29,14 @@ class MissingExtraError(click.ClickException):
     exit_code = 2
 
     def __init__(self, module: str, extra: str) -> None:
+        flavours = (
+            " (or [gpu], or [openvino]: one onnxruntime flavour per environment)"
+            if module == "onnxruntime"
+            else ""
+        )
         super().__init__(
             f"this command needs `{module}`, which is not installed. "
-            f'Run: pip install "qa-engine[{extra}]"'
+            f'Run: pip install "qa-engine[{extra}]"{flavours}'
         )
         self.module = module
         self.extra = extra
