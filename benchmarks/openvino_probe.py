@@ -73,6 +73,12 @@ def quantize(fp32_dir: Path, out: Path, squad: Path, samples: int) -> dict:
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def _last_line(command: list[str]) -> str:
+    """Run a probe subcommand; its last line of output (each prints its result last)."""
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
 def _feeds(names: list[str], batch: int, seq: int) -> dict:
     import numpy as np
 
@@ -193,7 +199,7 @@ def run_all(args: argparse.Namespace) -> None:
     if not (work / "fp32" / "model.onnx").is_file():
         subprocess.run([*main, "make-model", "--out", str(work)], check=True)
     if not (work / "int8" / "model.onnx").is_file():
-        out = subprocess.run(
+        quantized = _last_line(
             [
                 *me,
                 "quantize",
@@ -205,18 +211,15 @@ def run_all(args: argparse.Namespace) -> None:
                 str(args.squad),
                 "--samples",
                 str(args.samples),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
+            ]
         )
-        print("quantize:", out.stdout.strip().splitlines()[-1])
+        print("quantize:", quantized)
     results: dict[str, list[dict]] = {label: [] for label in ENGINES}
     for round_index in range(args.rounds):
         for label, (engine, precision, variant) in ENGINES.items():
             python = main if engine in ("ort-cpu", "torch") else me
             model = work / variant if engine == "torch" else work / variant / "model.onnx"
-            out = subprocess.run(
+            timing = _last_line(
                 [
                     *python,
                     "time",
@@ -230,12 +233,9 @@ def run_all(args: argparse.Namespace) -> None:
                     str(args.threads),
                     "--runs",
                     str(args.runs),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
+                ]
             )
-            results[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            results[label].append(json.loads(timing))
             print(f"round {round_index} {label}: {results[label][-1]}", flush=True)
     print("\n| engine | best median ms | min ms | load s | loadavg |\n|---|---|---|---|---|")
     for label, rounds in results.items():

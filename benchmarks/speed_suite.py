@@ -64,7 +64,8 @@ VARIANTS = {
     "int8-static": ("O3", "int8-static"),
     "fp16-O4": ("O4", "none"),  # CUDA only
 }
-CPU_VARIANTS = ("fp32-none", "fp32-O2", "fp32-O3", "int8-dynamic", "int8-static")
+# O4 (fp16) is for CUDA; int8 runs on CPU providers only.
+CPU_VARIANTS = tuple(name for name, (optimize, _) in VARIANTS.items() if optimize != "O4")
 CUDA_VARIANTS = ("fp32-none", "fp32-O3", "fp16-O4")
 FULL = {
     "variants": ["fp32-O3", "int8-dynamic", "int8-static"],

@@ -139,19 +139,37 @@ def preload_cuda_libraries() -> None:
 ALLOW_SPINNING = "session.intra_op.allow_spinning"
 
 
-def _create_session(
-    path: Path,
-    resolved: list[tuple[str, dict[str, Any]]],
-    threads: int | None,
-    spinning: bool = True,
-) -> ort.InferenceSession:
-    if any(name == CUDA for name, _ in resolved):
-        preload_cuda_libraries()
+def session_options(threads: int | None = None, spinning: bool = True) -> ort.SessionOptions:
+    """onnxruntime session options: intra-op ``threads`` (None: its default) and spinning."""
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
     if not spinning:
         options.add_session_config_entry(ALLOW_SPINNING, "0")
+    return options
+
+
+def create_session(
+    path: Path,
+    resolved: list[tuple[str, dict[str, Any]]],
+    threads: int | None = None,
+    spinning: bool = True,
+    *,
+    quiet: bool = False,
+) -> ort.InferenceSession:
+    """A raw onnxruntime session on ``resolved`` providers (see :func:`resolve_providers`).
+
+    CUDA libraries are preloaded first; ``quiet`` keeps onnxruntime's log to errors.
+    Whether an accelerator was silently dropped is the caller's check.
+
+    Raises:
+        ValueError: onnxruntime cannot load the model.
+    """
+    if any(name == CUDA for name, _ in resolved):
+        preload_cuda_libraries()
+    options = session_options(threads, spinning)
+    if quiet:
+        options.log_severity_level = 3  # errors only
     if any(name == OPENVINO for name, _ in resolved):
         options.add_session_config_entry(*RECORD_ASSIGNMENT)
     try:
@@ -202,7 +220,7 @@ class OnnxQASession:
             if threads < 1:
                 raise ValueError(f"threads must be >= 1, got {threads}")
         resolved = resolve_providers(device, providers, threads)
-        self._session = _create_session(path, resolved, threads, spinning)
+        self._session = create_session(path, resolved, threads, spinning)
         self.providers: list[str] = list(self._session.get_providers())
         accelerators = [name for name, _ in resolved if name != CPU]
         dropped = [name for name in accelerators if name not in self.providers]
@@ -224,7 +242,7 @@ class OnnxQASession:
                 # onnxruntime has (an --optimize O1-O4 export): hopping between the two
                 # providers is slower than the CPU provider alone.
                 resolved = [(CPU, {})]
-                self._session = _create_session(path, resolved, threads, spinning)
+                self._session = create_session(path, resolved, threads, spinning)
                 self.providers = list(self._session.get_providers())
                 self.openvino_share = None
         self._device_id = next(

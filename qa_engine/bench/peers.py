@@ -128,17 +128,14 @@ class OptimumPipelineRunner(_PipelineRunner):
     libraries = _PipelineRunner.libraries + ("onnxruntime", "optimum.onnxruntime")
 
     def load(self) -> None:
-        ort = require("onnxruntime", "cpu")
+        require("onnxruntime", "cpu")  # a missing flavour: the pip command, not a traceback
         transformers = require("transformers")
         optimum_ort = require("optimum.onnxruntime", "export")
         _quiet_transformers()
-        options = ort.SessionOptions()
-        if self.spec.threads is not None:
-            options.intra_op_num_threads = self.spec.threads
-        # the same thread policy as the qa-engine runners (see runners.ORT_SPINNING)
-        from qa_engine.session import ALLOW_SPINNING
+        # the same options as the qa-engine runners: threads and spinning (ORT_SPINNING)
+        from qa_engine.session import session_options
 
-        options.add_session_config_entry(ALLOW_SPINNING, "1" if ORT_SPINNING else "0")
+        options = session_options(self.spec.threads, ORT_SPINNING)
         provider = "CUDAExecutionProvider" if self.spec.device == "cuda" else "CPUExecutionProvider"
         model_dir = Path(self.spec.model_dir)
         self.model = optimum_ort.ORTModelForQuestionAnswering.from_pretrained(

@@ -80,9 +80,9 @@ def make_session(path: Path, device: str, *, openvino: bool = False) -> Any:
     native bf16) when this onnxruntime build has it, else the CPU provider.
     """
     ort = require("onnxruntime", "cpu")
-    # The runtime's provider resolution (and its CUDA library preload), so the export is
-    # verified on exactly what QAEngine will run.
-    from qa_engine.session import preload_cuda_libraries, resolve_providers
+    # The runtime's provider resolution and session creation (CUDA library preload
+    # included), so the export is verified on exactly what QAEngine will run.
+    from qa_engine.session import create_session, resolve_providers
 
     if openvino and OPENVINO in ort.get_available_providers():
         target = "openvino"
@@ -92,15 +92,7 @@ def make_session(path: Path, device: str, *, openvino: bool = False) -> Any:
         resolved = resolve_providers(target)
     except ValueError as err:
         raise ValueError(f"--device {device}: {err}") from err
-    if target == "cuda":
-        preload_cuda_libraries()
-    providers = [name for name, _ in resolved]
-    provider_options = [opts for _, opts in resolved]
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(
-        str(path), options, providers=providers, provider_options=provider_options
-    )
+    session = create_session(path, resolved, quiet=True)
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         raise RuntimeError(f"{path}: CUDA was requested but the session runs on CPU only")
     if target == "openvino" and OPENVINO not in session.get_providers():
