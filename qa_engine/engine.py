@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa_engine.batching import BatchLimits, pad_windows, plan_batches
 from qa_engine.decoding import Answer, DecodedQuestion, WindowLogits, decode_question
 from qa_engine.manifest import MODEL_NAME, TOKENIZER_NAME, ExportManifest
 from qa_engine.session import OnnxQASession, ProviderSpec
@@ -97,6 +98,12 @@ class QAEngine:
     ) -> QAEngine:
         """Load an export directory (same arguments as the constructor)."""
         return cls(path, device=device, providers=providers, threads=threads, spinning=spinning)
+
+    @property
+    def batch_invariant(self) -> bool:
+        """Whether windows may share an onnxruntime call without changing each other's
+        logits; False (dynamic int8) makes every call take one window."""
+        return self.manifest.is_batch_invariant
 
     @property
     def providers(self) -> list[str]:
@@ -258,41 +265,73 @@ class QAEngine:
         ]
 
     def run_windows(
-        self, windows: Sequence[Window], *, batch_size: int = 32
+        self,
+        windows: Sequence[Window],
+        *,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Run windows through the model, batched by similar length (dynamic padding).
 
         Args:
             windows: Tokenized windows, e.g. from ``engine.tokenizer.encode_batch``.
-            batch_size: Windows per onnxruntime call.
+            batch_size: Windows per onnxruntime call (one for a variant that is not
+                batch-invariant, see :attr:`batch_invariant`).
+            max_tokens: Padded tokens per call (windows x longest window), or None.
 
         Returns:
             ``(start_logits, end_logits)`` per window, in input order, each ``(seq,)``
             float32 with the window's own length (padding cut off).
         """
         _positive_int("batch_size", batch_size)
-        lengths = np.fromiter((len(w) for w in windows), dtype=np.int64, count=len(windows))
-        # Longest first, so a batch too big for memory fails at once, not at the end.
-        order = np.argsort(-lengths, kind="stable")
+        limits = self.batch_limits(batch_size, max_tokens)
         results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(windows)  # type: ignore[list-item]
-        pad_id = self.tokenizer.pad_id
-        for begin in range(0, len(order), batch_size):
-            rows = order[begin : begin + batch_size]
-            width = int(lengths[rows].max())
-            input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)  # (batch, seq)
-            attention = np.zeros((len(rows), width), dtype=np.int64)  # (batch, seq)
-            type_ids = np.zeros((len(rows), width), dtype=np.int64)  # (batch, seq)
-            for row, index in enumerate(rows):
-                window = windows[index]
-                n = len(window)
-                input_ids[row, :n] = window.input_ids
-                attention[row, :n] = 1
-                type_ids[row, :n] = window.type_ids
-            start, end = self.session.run(input_ids, attention, type_ids)  # (batch, seq) each
-            for row, index in enumerate(rows):
-                n = int(lengths[index])
-                results[index] = (start[row, :n].copy(), end[row, :n].copy())
+        # Longest first, so a batch too big for memory fails at once, not at the end.
+        for batch in plan_batches([len(w) for w in windows], limits):
+            outputs = self.run_batch([windows[i] for i in batch.indices], batch.width)
+            for index, output in zip(batch.indices, outputs, strict=True):
+                results[index] = output
         return results
+
+    def batch_limits(
+        self,
+        max_windows: int = 32,
+        max_tokens: int | None = None,
+        buckets: tuple[int, ...] | None = None,
+    ) -> BatchLimits:
+        """The limits a batch of this engine may have (see :mod:`qa_engine.batching`).
+
+        A variant that is not batch-invariant runs one window per call at its own length
+        (no bucket padding either: padding tokens enter its per-call activation scales).
+        """
+        if not self.batch_invariant:
+            return BatchLimits(max_windows=1, max_tokens=None, buckets=None)
+        return BatchLimits(max_windows=max_windows, max_tokens=max_tokens, buckets=buckets)
+
+    def run_batch(
+        self, windows: Sequence[Window], width: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """One onnxruntime call on ``windows`` padded to ``width`` (default: the longest).
+
+        Thread-safe; the serve batching core calls it from worker threads.
+
+        Returns:
+            ``(start_logits, end_logits)`` per window, each cut to the window's length.
+        """
+        if not windows:
+            return []
+        if not self.batch_invariant and len(windows) > 1:
+            raise ValueError(
+                f"this {self.manifest.precision} variant is not batch-invariant: run one "
+                "window per call (see engine.batch_limits)"
+            )
+        width = max(len(w) for w in windows) if width is None else width
+        input_ids, attention, type_ids = pad_windows(windows, width, self.tokenizer.pad_id)
+        start, end = self.session.run(input_ids, attention, type_ids)  # (batch, seq) each
+        return [
+            (start[row, : len(w)].copy(), end[row, : len(w)].copy())
+            for row, w in enumerate(windows)
+        ]
 
 
 def _positive_int(name: str, value: object) -> None:

@@ -41,6 +41,12 @@ class ExportManifest:
         fused_ops: Count of fused operators by type (Attention, SkipLayerNormalization, ...).
         parity: Parity numbers against PyTorch (max_abs_logit_diff, answer_agreement, ...).
         extra: Free-form details (quantization settings, auto-selection table, ...).
+        batch_invariant: Whether a window's logits are independent of what else is in
+            its batch. False for dynamic int8 (activation scales are taken over the whole
+            batch, padding included): the runtime then runs one window per call. None:
+            written before this was recorded; inferred from ``precision``.
+        self_check: Reference windows with PyTorch logits and the tolerance of this
+            variant (see :mod:`qa_engine.selfcheck`); None for exports written before.
     """
 
     max_seq_length: int
@@ -58,6 +64,8 @@ class ExportManifest:
     fused_ops: dict[str, int] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    batch_invariant: bool | None = None
+    self_check: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -74,6 +82,13 @@ class ExportManifest:
             raise ValueError(
                 f"optimization must be one of {OPTIMIZATIONS}, got {self.optimization!r}"
             )
+
+    @property
+    def is_batch_invariant(self) -> bool:
+        """The recorded answer, else: everything but dynamic int8 is."""
+        if self.batch_invariant is not None:
+            return bool(self.batch_invariant)
+        return self.precision != "int8-dynamic"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,133 @@
+"""The one batching rule: windows grouped by length into token-budgeted, padded batches.
+
+``QAEngine.run_windows`` (offline) and the serve batching core (online, windows of many
+requests) both plan their onnxruntime calls here, so a window is padded and grouped the
+same way wherever it comes from. Pure numpy: no onnxruntime, no asyncio.
+
+A batch is bounded by ``max_windows`` (rows) and ``max_tokens`` (padded tokens: rows x
+padded width). Windows are taken longest first, so every batch is padded to its first
+member's width (rounded up to a bucket when ``buckets`` are given: a small set of shapes
+that an OpenVINO server can compile and warm up before it is ready).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa_engine.tokenization import Window
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How many windows, and how many padded tokens, one onnxruntime call may take.
+
+    Attributes:
+        max_windows: Rows per call.
+        max_tokens: Padded tokens per call (rows x padded width); None: no token bound.
+            A single window longer than the budget still runs, alone.
+        buckets: Padded widths allowed, ascending; a batch is padded to the smallest
+            bucket that holds its longest window (None: to the longest window itself).
+    """
+
+    max_windows: int = 32
+    max_tokens: int | None = None
+    buckets: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_windows", "max_tokens"):
+            value = getattr(self, name)
+            if value is None and name == "max_tokens":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.buckets is not None:
+            if not self.buckets or any(b < 1 for b in self.buckets):
+                raise ValueError(f"buckets must be positive widths, got {self.buckets}")
+            if list(self.buckets) != sorted(set(self.buckets)):
+                raise ValueError(f"buckets must be strictly ascending, got {self.buckets}")
+
+    def width_for(self, length: int) -> int:
+        """Padded width of a batch whose longest window has ``length`` tokens."""
+        if self.buckets is None:
+            return length
+        i = bisect.bisect_left(self.buckets, length)
+        return self.buckets[i] if i < len(self.buckets) else length
+
+
+def length_buckets(max_seq_length: int, smallest: int = 32) -> tuple[int, ...]:
+    """Powers of two from ``smallest`` up to, and ending at, ``max_seq_length``.
+
+    E.g. 384 -> (32, 64, 128, 256, 384): at most ~2x padding on the shortest windows,
+    a handful of shapes to warm up.
+    """
+    widths = []
+    width = min(smallest, max_seq_length)
+    while width < max_seq_length:
+        widths.append(width)
+        width *= 2
+    widths.append(max_seq_length)
+    return tuple(widths)
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    """One onnxruntime call: which windows (indices into the input) and their padded width."""
+
+    indices: tuple[int, ...]
+    width: int
+
+    @property
+    def padded_tokens(self) -> int:
+        return len(self.indices) * self.width
+
+
+def plan_batches(lengths: Sequence[int], limits: BatchLimits) -> list[PlannedBatch]:
+    """Group windows of the given token lengths into batches, longest first.
+
+    Returns:
+        Batches covering every index exactly once; each within ``limits`` (a window
+        longer than ``max_tokens`` gets a batch of its own).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[PlannedBatch] = []
+    current: list[int] = []
+    width = 0
+    for index in order.tolist():
+        if current:
+            fits_rows = len(current) < limits.max_windows
+            fits_tokens = limits.max_tokens is None or (len(current) + 1) * width <= (
+                limits.max_tokens
+            )
+            if fits_rows and fits_tokens:
+                current.append(index)
+                continue
+            batches.append(PlannedBatch(tuple(current), width))
+        current = [index]
+        width = limits.width_for(int(lengths[index]))
+    if current:
+        batches.append(PlannedBatch(tuple(current), width))
+    return batches
+
+
+def pad_windows(
+    windows: Sequence[Window], width: int, pad_id: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``input_ids``, ``attention_mask``, ``token_type_ids``, each ``(batch, width)`` int64."""
+    input_ids = np.full((len(windows), width), pad_id, dtype=np.int64)  # (batch, seq)
+    attention = np.zeros((len(windows), width), dtype=np.int64)  # (batch, seq)
+    type_ids = np.zeros((len(windows), width), dtype=np.int64)  # (batch, seq)
+    for row, window in enumerate(windows):
+        n = len(window)
+        if n > width:
+            raise ValueError(f"window of {n} tokens does not fit a batch {width} wide")
+        input_ids[row, :n] = window.input_ids
+        attention[row, :n] = 1
+        type_ids[row, :n] = window.type_ids
+    return input_ids, attention, type_ids
