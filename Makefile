@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_INSTALL ?= torch==2.13.0
 ORT_EXTRA ?= cpu
-EXTRAS ?= $(ORT_EXTRA),train,export,bench,dev
+EXTRAS ?= $(ORT_EXTRA),train,export,bench,ray,dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 

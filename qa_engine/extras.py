@@ -20,6 +20,8 @@ EXTRA_OF_MODULE = {
     "psutil": "bench",
     "openvino": "openvino-tools",
     "nncf": "openvino-tools",
+    "ray": "ray",
+    "pyarrow": "ray",
 }
 
 
