@@ -9,11 +9,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_INSTALL ?= torch==2.13.0
 ORT_EXTRA ?= cpu
-EXTRAS ?= $(ORT_EXTRA),train,export,bench,ray,dev
+EXTRAS ?= $(ORT_EXTRA),train,export,bench,ray,serve,dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install test test-openvino demo accuracy lint speed clean
+.PHONY: install test test-openvino demo accuracy lint speed serve clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ demo: $(STAMP)
 
 speed: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/speed_suite.py $(SPEED_ARGS)
+
+# Serve the int8 export that `make demo` wrote (SERVE_DIR=... for another export dir).
+SERVE_DIR ?= runs/demo/onnx-int8
+serve: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/qa-engine serve $(SERVE_DIR) $(SERVE_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -23,6 +23,7 @@ COMMANDS = {
     "predict": ("qa_engine.commands.predict:predict", "Answer questions with an export dir."),
     "eval": ("qa_engine.commands.evaluate:evaluate", "Score an export dir on a SQuAD file."),
     "bench": ("qa_engine.bench.command:bench", "Benchmark variants against peer runtimes."),
+    "serve": ("qa_engine.serve.command:serve", "Serve an export dir over HTTP, batched."),
 }
 
 
@@ -64,6 +65,7 @@ def cli() -> None:
     predict   answer questions with the torch-free runtime
     eval      official SQuAD EM/F1 of an exported model
     bench     latency/throughput/F1 side by side with transformers and optimum
+    serve     an HTTP answer service with cross-request dynamic batching
     """
 
 

@@ -22,6 +22,9 @@ EXTRA_OF_MODULE = {
     "nncf": "openvino-tools",
     "ray": "ray",
     "pyarrow": "ray",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "prometheus_client": "serve",
 }
 
 

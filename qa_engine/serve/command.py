@@ -1,0 +1,188 @@
+"""``qa-engine serve EXPORT_DIR``: the HTTP answer service (needs the ``[serve]`` extra).
+
+Only click and the standard library at module level; FastAPI, uvicorn and the runtime
+are imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+from qa_engine.commands import device_option, threads_option
+
+
+@click.command("serve")
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind (loopback by default; put a TLS-terminating reverse proxy in front).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="TCP port (0: any free port).",
+)
+@device_option
+@threads_option
+@click.option(
+    "--max-batch-tokens",
+    type=click.IntRange(min=1),
+    default=8192,
+    show_default=True,
+    help="Padded tokens per onnxruntime call (longest window x windows).",
+)
+@click.option(
+    "--max-batch-windows",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Windows per onnxruntime call (a dynamic-int8 export always runs one).",
+)
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="How long a batch may wait to fill while more requests are being "
+    "tokenized (a lone request never waits).",
+)
+@click.option(
+    "--max-concurrent-requests",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Admitted requests at once; more get 429 + Retry-After.",
+)
+@click.option(
+    "--max-client-batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Question/context pairs per request; more get 413.",
+)
+@click.option(
+    "--max-request-bytes",
+    type=click.IntRange(min=1),
+    default=4 * 1024 * 1024,
+    show_default=True,
+    help="Body limit (413 above it); the default holds a paper.",
+)
+@click.option(
+    "--max-top-k",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Largest top_k a request may ask for.",
+)
+@click.option(
+    "--api-key",
+    envvar="QA_ENGINE_API_KEY",
+    default=None,
+    show_envvar=True,
+    help="Require 'Authorization: Bearer KEY' on POST routes and /info.",
+)
+@click.option(
+    "--no-warmup",
+    is_flag=True,
+    help="Skip running every batch shape once before /ready answers 200.",
+)
+@click.option(
+    "--pad-batch-rows/--no-pad-batch-rows",
+    default=None,
+    help="Pad batch rows to warmed sizes too [default: only on OpenVINO].",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds a SIGTERM drain waits for admitted requests.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def serve(
+    export_dir: str,
+    host: str,
+    port: int,
+    device: str,
+    threads: int | None,
+    max_batch_tokens: int,
+    max_batch_windows: int,
+    max_wait_ms: float,
+    max_concurrent_requests: int,
+    max_client_batch_size: int,
+    max_request_bytes: int,
+    max_top_k: int,
+    api_key: str | None,
+    no_warmup: bool,
+    pad_batch_rows: bool | None,
+    drain_timeout: float,
+    log_level: str,
+) -> None:
+    """Serve EXPORT_DIR over HTTP with cross-request dynamic batching.
+
+    \b
+    POST / and /predict   {"inputs": {"question", "context"}, "parameters": {...}}
+    GET  /health /ready /info /metrics /docs
+    SIGTERM or SIGINT drains: /ready answers 503, admitted requests are answered, exit 0.
+    """
+    from qa_engine.extras import require
+
+    require("fastapi", "serve")
+    require("uvicorn", "serve")
+    require("prometheus_client", "serve")
+    import logging
+
+    import uvicorn
+
+    from qa_engine.commands import load_engine
+    from qa_engine.serve.app import create_app
+    from qa_engine.serve.settings import ServeSettings
+    from qa_engine.serve.shutdown import DrainingServer
+
+    try:
+        settings = ServeSettings(
+            host=host,
+            port=port,
+            device=device,
+            threads=threads,
+            max_batch_tokens=max_batch_tokens,
+            max_batch_windows=max_batch_windows,
+            max_wait_ms=max_wait_ms,
+            max_concurrent_requests=max_concurrent_requests,
+            max_client_batch_size=max_client_batch_size,
+            max_request_bytes=max_request_bytes,
+            max_top_k=max_top_k,
+            api_key=api_key or None,
+            warmup=not no_warmup,
+            pad_batch_rows=pad_batch_rows,
+            drain_timeout_s=drain_timeout,
+        )
+    except (TypeError, ValueError) as err:
+        raise click.UsageError(str(err)) from err
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    engine = load_engine(export_dir, device, threads)
+    app = create_app(engine, settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=log_level == "debug",
+        timeout_graceful_shutdown=max(1.0, drain_timeout),
+    )
+    server = DrainingServer(config, drain=app.state.service.drain)
+    server.run()
+    if not server.started:
+        raise SystemExit(1)
+    if server.drained is False:
+        click.echo("drain timed out: some admitted requests were not answered", err=True)
+        raise SystemExit(1)

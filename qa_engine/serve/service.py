@@ -1,0 +1,165 @@
+"""The transport-independent server state: batcher, admission, readiness and drain.
+
+The HTTP app and a Ray Serve replica each hold one :class:`Service` and differ only in
+how requests reach :meth:`Service.answer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from qa_engine.serve.batcher import Batcher, Draining
+from qa_engine.serve.metrics import ServeMetrics
+from qa_engine.serve.schemas import ApiError, ParsedRequest, render_answers
+from qa_engine.serve.settings import ServeSettings
+
+log = logging.getLogger("qa_engine.serve")
+
+
+class Service:
+    """One engine served: admission limit, warm-up state, drain.
+
+    Args:
+        engine: A loaded :class:`~qa_engine.engine.QAEngine`.
+        settings: Limits and batching settings.
+    """
+
+    def __init__(self, engine: Any, settings: ServeSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.metrics = ServeMetrics()
+        openvino = any("OpenVINO" in p for p in engine.providers)
+        pad_rows = openvino if settings.pad_batch_rows is None else settings.pad_batch_rows
+        self.batcher = Batcher(
+            engine,
+            max_batch_tokens=settings.max_batch_tokens,
+            max_batch_windows=settings.max_batch_windows,
+            max_wait_ms=settings.max_wait_ms,
+            pad_rows=pad_rows,
+            observer=self.metrics,
+        )
+        self.admitted = 0
+        self.warmed_up = not settings.warmup
+        self.warmup_s: float | None = None
+        self.warmup_error: str | None = None
+        self.draining = False
+        self._warmup_task: asyncio.Task | None = None
+        self.metrics.bind(
+            inflight=lambda: self.admitted,
+            queue=lambda: self.batcher.queue_depth,
+            ready=lambda: self.ready,
+        )
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Start batching, and warm up in the background (``/ready`` waits for it)."""
+        await self.batcher.start()
+        if not self.warmed_up:
+            self._warmup_task = asyncio.get_running_loop().create_task(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        started = time.perf_counter()
+        try:
+            shapes = await asyncio.to_thread(self.batcher.warm_up)
+        except Exception as err:  # stay unready, say why on /ready and /info
+            self.warmup_error = f"{type(err).__name__}: {err}"
+            log.error("warm-up failed: %s", self.warmup_error)
+            return
+        self.warmup_s = time.perf_counter() - started
+        self.warmed_up = True
+        log.info("warmed up %d shapes in %.1f s; ready", shapes, self.warmup_s)
+
+    async def drain(self) -> bool:
+        """Refuse new work (503, ``/ready`` 503), answer every admitted request, stop.
+
+        Returns:
+            True when everything admitted was answered within ``drain_timeout_s``.
+        """
+        if not self.draining:
+            self.draining = True
+            log.info("draining: %d admitted request(s) to answer", self.admitted)
+        if self._warmup_task is not None and not self._warmup_task.done():
+            self._warmup_task.cancel()
+        drained = await self.batcher.close(self.settings.drain_timeout_s)
+        if not drained:
+            log.warning("drain timed out with %d request(s) unanswered", self.batcher.inflight)
+        return drained
+
+    @property
+    def ready(self) -> bool:
+        return self.warmed_up and not self.draining
+
+    def readiness(self) -> dict[str, Any]:
+        reason = "draining" if self.draining else None
+        if reason is None and not self.warmed_up:
+            reason = "warm-up failed" if self.warmup_error else "warming up"
+        return {"ready": self.ready, "reason": reason, "warmup_error": self.warmup_error}
+
+    # ----------------------------------------------------------------- requests
+    def admit(self) -> None:
+        """Take an admission slot or raise 503 (draining) / 429 (full)."""
+        if self.draining:
+            raise ApiError(503, "the server is draining; retry on another replica")
+        if self.admitted >= self.settings.max_concurrent_requests:
+            raise ApiError(
+                429,
+                f"over --max-concurrent-requests {self.settings.max_concurrent_requests}",
+            )
+        self.admitted += 1
+
+    def release(self) -> None:
+        self.admitted -= 1
+
+    async def answer(self, request: ParsedRequest) -> Any:
+        """Answers of an admitted, parsed request, in the Inference API shape."""
+        try:
+            decoded = await self.batcher.submit(
+                request.questions, request.contexts, request.options
+            )
+        except Draining:
+            raise ApiError(503, "the server is draining; retry on another replica") from None
+        except (TypeError, ValueError) as err:  # the schema should have caught it already
+            raise ApiError(422, str(err)) from None
+        return render_answers(decoded, request.options.top_k, request.batched)
+
+    def geometry(self) -> dict[str, int]:
+        m = self.engine.manifest
+        return {
+            "doc_stride": m.doc_stride,
+            "max_seq_len": m.max_seq_length,
+            "max_question_len": m.max_question_len,
+        }
+
+    def info(self) -> dict[str, Any]:
+        """What ``/info`` shows: model, manifest, precision, providers, limits, version."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            package_version = version("qa-engine")
+        except PackageNotFoundError:
+            package_version = None
+        m = self.engine.manifest
+        self_check = getattr(self.engine, "self_check", None)
+        return {
+            "model": str(getattr(self.engine, "path", "")),
+            "source_model": m.source_model,
+            "precision": m.precision,
+            "optimization": m.optimization,
+            "batch_invariant": bool(self.engine.batch_invariant),
+            "providers": list(self.engine.providers),
+            "manifest": m.to_dict(),
+            "self_check": self_check.to_dict() if hasattr(self_check, "to_dict") else None,
+            "limits": self.settings.public_dict(),
+            "batching": {
+                "max_windows": self.batcher.limits.max_windows,
+                "max_tokens": self.batcher.limits.max_tokens,
+                "buckets": self.batcher.limits.buckets,
+                "pad_rows": self.batcher.pad_rows,
+                "shapes": len(self.batcher.shapes()),
+            },
+            "warmup_s": self.warmup_s,
+            "version": package_version,
+        }
