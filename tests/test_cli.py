@@ -39,12 +39,12 @@ def run_cli_without(blocked: list[str], *args: str) -> subprocess.CompletedProce
     )
 
 
-def test_help_lists_the_five_subcommands() -> None:
+def test_help_lists_the_six_subcommands() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for name in ("finetune", "export", "bench", "eval", "predict"):
+    for name in ("finetune", "export", "bench", "eval", "predict", "serve"):
         assert name in result.output
-    assert set(COMMANDS) == {"finetune", "export", "bench", "eval", "predict"}
+    assert set(COMMANDS) == {"finetune", "export", "bench", "eval", "predict", "serve"}
 
 
 def test_help_needs_no_torch() -> None:

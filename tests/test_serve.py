@@ -365,3 +365,31 @@ def test_two_apps_in_one_process_have_their_own_metrics(engine) -> None:
     second = create_app(engine, ServeSettings(warmup=False))
     first.state.service.metrics.count("/", 200)
     assert b'route="/"' not in second.state.service.metrics.render()
+
+
+def test_serve_help_explains_every_option_without_importing_fastapi() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from qa_engine.cli import cli; "
+        "r = CliRunner().invoke(cli, ['serve', '--help']); print(r.output); "
+        "assert 'fastapi' not in sys.modules and 'uvicorn' not in sys.modules"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for option in (
+        "--host",
+        "--port",
+        "--device",
+        "--threads",
+        "--max-batch-tokens",
+        "--max-wait-ms",
+        "--max-concurrent-requests",
+        "--max-client-batch-size",
+        "--max-request-bytes",
+        "--api-key",
+        "QA_ENGINE_API_KEY",
+        "--no-warmup",
+    ):
+        assert option in out.stdout

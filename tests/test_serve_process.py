@@ -190,3 +190,54 @@ def test_sigterm_drains_under_load_and_exits_0(tiny_onnx_dir, engine) -> None:
             first = body["inputs"][0]
             want = engine(first["question"], first["context"])
             assert (data[0]["answer"], data[0]["start"]) == (want.text, want.start)
+
+
+@pytest.mark.slow
+def test_bench_url_drives_the_server_and_writes_json_markdown_plot(
+    tiny_onnx_dir, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    from click.testing import CliRunner
+
+    from qa_engine.bench.command import bench
+    from qa_engine.data import QAExample, save_squad_json
+
+    rng = random.Random(2)
+    examples = []
+    for i in range(12):
+        context = " ".join(rng.choices(WORDS, k=rng.choice([10, 60])))
+        answer = context.split()[3]
+        answers = {"text": [answer], "answer_start": [context.index(answer)]}
+        examples.append(QAExample(f"q{i}", "t", context, "who built it?", answers))
+    data = save_squad_json(examples, tmp_path / "dev.json", version_2=False)
+    process, url = start_server(tiny_onnx_dir, "--max-concurrent-requests", "4")
+    try:
+        result = CliRunner().invoke(
+            bench,
+            [
+                "--url",
+                f"engine={url}/predict",
+                "--data",
+                str(data),
+                "--concurrency",
+                "1,8",
+                "--requests",
+                "24",
+                "--out",
+                str(tmp_path / "out"),
+            ],
+        )
+    finally:
+        assert stop(process) == 0
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "load.json").read_text())
+    one, eight = report["endpoints"][0]["levels"]
+    assert report["endpoints"][0]["name"] == "engine"
+    assert one["sent"] == one["answered"] == 24 and one["lost"] == 0
+    assert one["latency_ms"]["p50"] > 0 and one["throughput_qps"] > 0 and one["f1"] is not None
+    # 8 clients against an admission limit of 4: the excess is rejected (429), not lost.
+    assert eight["sent"] == 24 and eight["lost"] == 0
+    assert eight["answered"] + eight["rejected"] == 24
+    assert set(eight["statuses"]) <= {"200", "429"}
+    assert "| engine | 8 |" in (tmp_path / "out" / "load.md").read_text()
+    assert (tmp_path / "out" / "load.png").stat().st_size > 0

@@ -37,9 +37,9 @@ def _command_line(ctx: click.Context) -> str:
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         flag = param.opts[0]
-        if value is None or param.name == "progress":
+        if value is None or param.name in ("progress", "api_key"):
             continue
-        if param.name == "models":
+        if param.name in ("models", "urls"):
             for model in value:
                 words += [flag, model]
         elif isinstance(value, tuple):
@@ -54,10 +54,32 @@ def _command_line(ctx: click.Context) -> str:
     "--model",
     "models",
     multiple=True,
-    required=True,
     type=click.Path(exists=True, file_okay=False),
     help="Fine-tuned PyTorch dir or export dir; repeat for each variant.",
 )
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    help="Load-test an HTTP endpoint of the Inference API QA contract instead (NAME=URL or "
+    "URL; repeat to compare endpoints side by side, e.g. qa-engine serve and a peer).",
+)
+@click.option(
+    "--concurrency",
+    default="1,8,32",
+    show_default=True,
+    callback=_int_list,
+    help="With --url: concurrent closed-loop clients, one level after another.",
+)
+@click.option(
+    "--requests",
+    "n_requests",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="With --url: requests per concurrency level.",
+)
+@click.option("--api-key", envvar="QA_ENGINE_API_KEY", default=None, help="With --url: bearer key.")
 @click.option(
     "--data",
     required=True,
@@ -131,6 +153,10 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--progress/--no-progress", default=True, help="tqdm progress bars.")
 def bench(
     models: tuple[str, ...],
+    urls: tuple[str, ...],
+    concurrency: tuple[int, ...],
+    n_requests: int,
+    api_key: str | None,
     data: str,
     samples: int | None,
     batch_sizes: tuple[int, ...],
@@ -148,7 +174,21 @@ def bench(
 
     Every runner answers the same questions with the same window settings; latency
     and throughput are measured interleaved (A B A B ...) so machine drift cancels.
+
+    With --url instead of --model: concurrent clients against HTTP endpoints
+    (throughput, p50/p95/p99, status counts, lost requests).
     """
+    if urls:
+        if models:
+            raise click.UsageError("give --model or --url, not both")
+        from qa_engine.bench.load_command import run_url_bench
+
+        run_url_bench(
+            click.get_current_context(), urls, data, samples, concurrency, n_requests, api_key, out
+        )
+        return
+    if not models:
+        raise click.UsageError("give --model (one or more) or --url")
     from qa_engine.bench.environment import cpu_has_bf16, usable_cores
     from qa_engine.bench.harness import BenchOptions, run_benchmark
     from qa_engine.bench.plan import plan_runners, resolve_settings
