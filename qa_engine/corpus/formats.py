@@ -142,7 +142,7 @@ def _open_text(path: Path) -> io.TextIOBase:
 def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
     with _open_text(path) as lines:
         for line in lines:
-            if line.strip():
+            if line := line.strip():  # as Ray's read_text gives it: no newline, no blanks
                 yield parse_json_line(line)
 
 
