@@ -103,6 +103,25 @@ from qa_engine.commands import device_option, threads_option
     help="Seconds a SIGTERM drain waits for admitted requests.",
 )
 @click.option(
+    "--ray",
+    "use_ray",
+    is_flag=True,
+    help="Serve on Ray Serve instead: replicas of this app behind Ray's proxy on "
+    "--host/--port (needs the [ray] extra; see export/ray-serve.yaml).",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --ray: replicas, each one engine.",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="With --ray: the cluster to join (auto, HEAD:6379); default: a local Ray.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -125,6 +144,9 @@ def serve(
     no_warmup: bool,
     pad_batch_rows: bool | None,
     drain_timeout: float,
+    use_ray: bool,
+    replicas: int,
+    address: str | None,
     log_level: str,
 ) -> None:
     """Serve EXPORT_DIR over HTTP with cross-request dynamic batching.
@@ -169,6 +191,15 @@ def serve(
     except (TypeError, ValueError) as err:
         raise click.UsageError(str(err)) from err
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if use_ray:
+        require("ray", "ray")
+        from qa_engine.ray.serve_app import RayServeOptions, run
+
+        values = {**settings.public_dict(), "api_key": settings.api_key, "threads": None}
+        # --threads becomes each replica's CPU reservation (and so its threads).
+        options = RayServeOptions(replicas=replicas, cpus_per_replica=float(threads or 1))
+        run(export_dir, values, options, address=address)
+        return
     engine = load_engine(export_dir, device, threads)
     app = create_app(engine, settings)
     config = uvicorn.Config(

@@ -1,0 +1,180 @@
+"""``qa-engine serve --ray``: a Ray Serve deployment with the HTTP contract of ``qa-engine serve``.
+
+Each replica holds one :class:`~qa_engine.engine.QAEngine` and mounts the very FastAPI
+app of ``qa-engine serve`` (``create_app(engine, settings)``: same routes, errors and
+results, same batching core), built on the replica after the engine loads, with
+onnxruntime threads from the CPUs Ray gave the replica. The app's own lifespan starts
+the batcher and warm-up and drains on shutdown; the batcher runs onnxruntime on its
+worker thread, off the replica's event loop.
+
+Overload, in the order a request meets it: the Serve proxy queues a request when all
+replicas hold ``max_ongoing_requests``; past ``max_queued_requests`` it answers 503; a
+replica admits at most ``max_concurrent_requests`` and answers 429 past that.
+
+``serve run`` / ``serve deploy`` use :func:`build_app` (see ``export/ray-serve.yaml``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ray import serve
+
+from qa_engine.ray.batch import actor_threads
+
+
+@dataclass(frozen=True)
+class RayServeOptions:
+    """How the deployment scales and sheds load.
+
+    Attributes:
+        replicas: Fixed replica count; None with ``max_replicas`` set: autoscaling.
+        min_replicas: Autoscaling lower bound (0 lets an idle app scale to zero).
+        max_replicas: Autoscaling upper bound (None: fixed ``replicas``).
+        target_ongoing_requests: Autoscaling target of requests in flight per replica.
+        max_ongoing_requests: Requests a replica holds at once; more wait in the proxy.
+            Keep it at least the batch a replica should form (it caps batching).
+        max_queued_requests: Requests waiting in the proxy for a replica; more get 503
+            (-1: unbounded, which turns overload into latency instead of an answer).
+        cpus_per_replica: CPUs Ray reserves per replica; its onnxruntime threads.
+        gpus_per_replica: GPUs per replica (with ``device="cuda"``).
+        name: Application name; ``route_prefix``: where it is mounted.
+    """
+
+    replicas: int | None = 1
+    min_replicas: int = 1
+    max_replicas: int | None = None
+    target_ongoing_requests: float = 32
+    max_ongoing_requests: int = 64
+    max_queued_requests: int = 256
+    cpus_per_replica: float = 1.0
+    gpus_per_replica: float = 0.0
+    name: str = "qa-engine"
+    route_prefix: str = "/"
+
+    def __post_init__(self) -> None:
+        if self.replicas is not None and self.replicas < 1:
+            raise ValueError(f"replicas must be >= 1, got {self.replicas}")
+        if self.max_replicas is not None and self.max_replicas < max(1, self.min_replicas):
+            raise ValueError(f"max_replicas must be >= max(1, min_replicas={self.min_replicas})")
+        if self.max_ongoing_requests < 1:
+            raise ValueError(f"max_ongoing_requests must be >= 1, got {self.max_ongoing_requests}")
+        if self.max_queued_requests < -1 or self.max_queued_requests == 0:
+            raise ValueError("max_queued_requests must be >= 1, or -1 for unbounded")
+        if self.cpus_per_replica <= 0:
+            raise ValueError(f"cpus_per_replica must be > 0, got {self.cpus_per_replica}")
+
+    def deployment_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``Deployment.options`` for these settings."""
+        options: dict[str, Any] = {
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "max_queued_requests": self.max_queued_requests,
+            "ray_actor_options": {
+                "num_cpus": self.cpus_per_replica,
+                "num_gpus": self.gpus_per_replica,
+            },
+            # Warm-up runs every batch shape once; give a big model time before
+            # Serve declares the replica unhealthy.
+            "health_check_timeout_s": 60,
+        }
+        if self.max_replicas is not None:
+            options["autoscaling_config"] = {
+                "min_replicas": self.min_replicas,
+                "max_replicas": self.max_replicas,
+                "target_ongoing_requests": self.target_ongoing_requests,
+            }
+        else:
+            options["num_replicas"] = self.replicas
+        return options
+
+
+@serve.ingress()  # the app is built per replica, by __serve_build_asgi_app__
+class QAReplica:
+    """One replica: one engine and the serve app (batching core, admission, metrics)."""
+
+    def __init__(self, export_dir: str, settings: dict[str, Any]) -> None:
+        from qa_engine.engine import QAEngine
+        from qa_engine.serve.settings import ServeSettings
+
+        threads = actor_threads()  # Ray's OMP_NUM_THREADS does not reach onnxruntime
+        self.settings = ServeSettings(**{**settings, "threads": threads})
+        # spinning off: the proxy, other replicas and Ray's own workers share the node.
+        self.engine = QAEngine(
+            export_dir, device=self.settings.device, threads=threads, spinning=False
+        )
+
+    def __serve_build_asgi_app__(self):
+        from qa_engine.serve.app import create_app
+
+        self._service_app = create_app(self.engine, self.settings)
+        return self._service_app
+
+    def check_health(self) -> None:
+        """Serve's periodic health check: a replica whose warm-up failed is replaced."""
+        service = getattr(getattr(self, "_service_app", None), "state", None)
+        error = getattr(getattr(service, "service", None), "warmup_error", None)
+        if error:
+            raise RuntimeError(f"warm-up failed: {error}")
+
+
+QADeployment = serve.deployment(QAReplica, name="QAEngine")
+
+
+def serve_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Validated ``ServeSettings`` fields (as a dict that travels to the replicas)."""
+    from qa_engine.serve.settings import ServeSettings
+
+    return asdict(ServeSettings.from_env(**values))
+
+
+def build(export_dir: str | os.PathLike, settings: dict[str, Any], options: RayServeOptions):
+    """The Ray Serve application (bind it with ``serve.run``)."""
+    export_dir = os.path.abspath(export_dir)
+    if not os.path.isdir(export_dir):
+        raise FileNotFoundError(f"{export_dir}: export directory not found")
+    deployment = QADeployment.options(**options.deployment_options())
+    return deployment.bind(export_dir, serve_settings(settings))
+
+
+def build_app(args: dict[str, Any]):
+    """App builder for ``serve run`` / ``serve deploy`` (``import_path: ...:build_app``).
+
+    ``args`` holds ``export_dir`` plus any :class:`RayServeOptions` field and any
+    ``ServeSettings`` field (``max_batch_tokens``, ``max_concurrent_requests``, ...).
+    """
+    args = dict(args)
+    if "export_dir" not in args:
+        raise ValueError("build_app needs args.export_dir (the export directory)")
+    export_dir = args.pop("export_dir")
+    names = {f.name for f in fields(RayServeOptions)} - {"name", "route_prefix"}
+    options = RayServeOptions(**{k: args.pop(k) for k in list(args) if k in names})
+    return build(export_dir, args, options)
+
+
+def run(
+    export_dir: str | os.PathLike,
+    settings: dict[str, Any],
+    options: RayServeOptions,
+    *,
+    address: str | None = None,
+    blocking: bool = True,
+) -> None:
+    """Deploy on Ray (a local one unless ``address``) with the proxy on host:port; block."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False)
+    http = {"host": settings.get("host", "127.0.0.1"), "port": settings.get("port", 8000)}
+    try:
+        serve.start(http_options=http)
+        app = build(export_dir, settings, options)
+        serve.run(app, name=options.name, route_prefix=options.route_prefix, blocking=blocking)
+    except KeyboardInterrupt:  # Ctrl-C: replicas drain through the app's lifespan
+        pass
+    finally:
+        if blocking and started:
+            serve.shutdown()
+            ray.shutdown()
