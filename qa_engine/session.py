@@ -17,6 +17,7 @@ This is the only module that imports onnxruntime. Provider rules (see STYLE.md):
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from qa_engine.openvino.cpu import has_amx
 from qa_engine.openvino.options import (
     RECORD_ASSIGNMENT,
     OpenVINOOptions,
@@ -117,6 +119,26 @@ def resolve_providers(
     return [(wanted, options), (CPU, {})]
 
 
+def candidate_devices(device: str, flags: frozenset[str] | None = None) -> list[str]:
+    """The device strings to try, in order, for ``device``; the engine's self-check takes
+    the first that passes.
+
+    ``"auto"``: CUDA when this build has it, then OpenVINO (bf16 on AMX CPUs, then f32)
+    when it has that and the CPU computes bf16 natively, then the CPU provider. Plain
+    ``"openvino"``: bf16 on AMX CPUs, then f32. Anything else is tried alone.
+    """
+    available = available_providers()
+    openvino = ["openvino:bf16", "openvino:f32"] if has_amx(flags) else ["openvino:f32"]
+    if device == "auto":
+        candidates = ["cuda"] if CUDA in available else []
+        if prefers_openvino(available, flags):
+            candidates += openvino
+        return [*candidates, "cpu"]
+    if device == "openvino":
+        return openvino
+    return [device]
+
+
 def preload_cuda_libraries() -> None:
     """Load CUDA and cuDNN from the ``nvidia-*`` pip packages (or torch) before a CUDA session.
 
@@ -195,6 +217,8 @@ class OnnxQASession:
         threads: Intra-op threads (``None``: onnxruntime's default, one per core).
         spinning: Idle intra-op workers spin (onnxruntime's default) or sleep (False:
             for sessions that share cores with other sessions).
+        whole_graph: An OpenVINO session that leaves nodes to the CPU provider is an
+            error rather than a warning (``device="auto"`` then tries its next candidate).
 
     Raises:
         FileNotFoundError: ``model_path`` does not exist.
@@ -210,6 +234,7 @@ class OnnxQASession:
         providers: Sequence[ProviderSpec] | None = None,
         threads: int | None = None,
         spinning: bool = True,
+        whole_graph: bool = False,
     ) -> None:
         path = Path(model_path)
         if not path.is_file():
@@ -220,6 +245,8 @@ class OnnxQASession:
             if threads < 1:
                 raise ValueError(f"threads must be >= 1, got {threads}")
         resolved = resolve_providers(device, providers, threads)
+        # The OpenVINO precision hint that reached the provider (None: not OpenVINO).
+        self.inference_hint: str | None = _openvino_hint(resolved)
         self._session = create_session(path, resolved, threads, spinning)
         self.providers: list[str] = list(self._session.get_providers())
         accelerators = [name for name, _ in resolved if name != CPU]
@@ -237,7 +264,13 @@ class OnnxQASession:
         self.openvino_share: float | None = None
         if OPENVINO in self.providers:
             auto = device == "auto" and providers is None
-            if self._check_openvino(strict=not auto) and auto:
+            partial = self._check_openvino(strict=not auto, quiet=whole_graph)
+            if partial and whole_graph:
+                raise RuntimeError(
+                    f"OpenVINO runs only {self.openvino_share:.0%} of this graph's nodes "
+                    "(onnxruntime-specific fused operators); the CPU provider runs it whole"
+                )
+            if partial and auto:
                 # auto chose OpenVINO for the CPU, but this graph holds operators only
                 # onnxruntime has (an --optimize O1-O4 export): hopping between the two
                 # providers is slower than the CPU provider alone.
@@ -245,6 +278,7 @@ class OnnxQASession:
                 self._session = create_session(path, resolved, threads, spinning)
                 self.providers = list(self._session.get_providers())
                 self.openvino_share = None
+                self.inference_hint = None
         self._device_id = next(
             (int(opts.get("device_id", 0)) for name, opts in resolved if name == CUDA), 0
         )
@@ -267,7 +301,7 @@ class OnnxQASession:
         else:
             raise ValueError(f"{path}: expected outputs start_logits and end_logits, got {outputs}")
 
-    def _check_openvino(self, *, strict: bool) -> bool:
+    def _check_openvino(self, *, strict: bool, quiet: bool = False) -> bool:
         """Nodes OpenVINO cannot run go to the CPU provider: warn; none on OpenVINO: error.
 
         Returns:
@@ -286,7 +320,8 @@ class OnnxQASession:
             raise RuntimeError(message)
         if not strict:
             message += "; device='auto' uses the CPU provider alone instead"
-        warnings.warn(message, stacklevel=4)
+        if not quiet:
+            warnings.warn(message, stacklevel=4)
         return True
 
     def run(
@@ -331,3 +366,19 @@ class OnnxQASession:
         else:
             start, end = self._session.run(self.output_names, feeds)
         return np.asarray(start, dtype=np.float32), np.asarray(end, dtype=np.float32)
+
+
+def _openvino_hint(resolved: list[tuple[str, dict[str, Any]]]) -> str | None:
+    """``INFERENCE_PRECISION_HINT`` in the OpenVINO provider's ``load_config``, if any."""
+    for name, options in resolved:
+        if name != OPENVINO:
+            continue
+        try:
+            config = json.loads(options.get("load_config", "{}"))
+        except (TypeError, ValueError):
+            return None
+        for properties in config.values() if isinstance(config, dict) else ():
+            if isinstance(properties, dict) and "INFERENCE_PRECISION_HINT" in properties:
+                return str(properties["INFERENCE_PRECISION_HINT"])
+        return None
+    return None

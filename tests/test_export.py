@@ -110,33 +110,49 @@ def test_cpu_preset_detection() -> None:
     assert cpu_preset("flags\t: fpu sse4_2 avx2\n", "x86_64") == "avx2"
 
 
-def _fake_variant(tmp_path: Path, name: str, precision: str, f1: float, ms: float):
+def _fake_variant(tmp_path: Path, name: str, precision: str, lost: int, ms: float, budget: float):
+    """A verified-looking variant: 2,000 questions at F1 80 (PyTorch), ``lost`` of them
+    answered wrong by the variant."""
+    from qa_engine.export.evidence import f1_drop
     from qa_engine.export.parity import ParityReport
     from qa_engine.export.variants import Variant
 
+    reference = np.zeros(2000)
+    reference[:1600] = 100.0
+    variant = reference.copy()
+    variant[:lost] = 0.0
+    f1 = float(variant.mean())
     path = tmp_path / f"{name}.onnx"
     path.write_bytes(b"x" * 1024)
-    parity = ParityReport(0.0, 0.0, 1.0, 100.0, f1, 80.0, f1 - 80.0, 10, 12, "squad")
-    return Variant(name, path, precision, "O2", parity=parity, latency={"p50": ms})
+    parity = ParityReport(0.0, 0.0, 1.0, 100.0, f1, 80.0, f1 - 80.0, 2000, 2400, "squad")
+    drop = f1_drop(reference, variant, budget)
+    return Variant(name, path, precision, "O2", parity=parity, latency={"p50": ms}, drop=drop)
 
 
 def test_auto_selection_rule(tmp_path: Path) -> None:
     from qa_engine.export.variants import format_table, select_fastest
 
-    candidates = [
-        _fake_variant(tmp_path, "fp32-O2", "fp32", 80.0, 10.0),
-        _fake_variant(tmp_path, "int8-a", "int8-dynamic", 79.6, 4.0),  # 0.5 % drop
-        _fake_variant(tmp_path, "int8-b", "int8-static", 78.0, 3.0),  # 2.5 % drop
-        _fake_variant(tmp_path, "fp16", "fp16", 80.0, 12.0),
-    ]
-    chosen, rows = select_fastest(candidates, max_f1_drop=1.0)
+    def candidates(budget: float):
+        return [
+            _fake_variant(tmp_path, "fp32-O2", "fp32", 0, 10.0, budget),
+            _fake_variant(tmp_path, "int8-a", "int8-dynamic", 2, 4.0, budget),  # 0.125 % drop
+            _fake_variant(tmp_path, "int8-b", "int8-static", 40, 3.0, budget),  # 2.5 % drop
+            _fake_variant(tmp_path, "fp16", "fp16", 0, 12.0, budget),
+        ]
+
+    chosen, rows = select_fastest(candidates(1.0), max_f1_drop=1.0)
     assert chosen.name == "int8-a"
     assert [r["eligible"] for r in rows] == [True, True, False, True]
-    assert [r["f1_drop_pct"] for r in rows] == [0.0, 0.5, 2.5, 0.0]
-    assert select_fastest(candidates, max_f1_drop=5.0)[0].name == "int8-b"
-    assert select_fastest(candidates[:1] + candidates[2:], max_f1_drop=0.0)[0].name == "fp32-O2"
+    assert [r["f1_drop_pct"] for r in rows] == [0.0, 0.125, 2.5, 0.0]
+    assert rows[2]["decision"] == "over" and rows[2]["f1_drop_ci"][0] > 1.0
+    assert select_fastest(candidates(5.0), max_f1_drop=5.0)[0].name == "int8-b"
+    # A 2.5 % point drop against a 2.5 % budget: the interval straddles it -> not kept.
+    picked, rows = select_fastest(candidates(2.5), max_f1_drop=2.5)
+    assert picked.name == "int8-a" and rows[2]["decision"] == "undecided"
+    no_int8_a = [c for c in candidates(0.0) if c.name != "int8-a"]
+    assert select_fastest(no_int8_a, max_f1_drop=0.0)[0].name == "fp32-O2"
     table = format_table(rows)
-    assert "int8-b" in table and "F1 drop %" in table
+    assert "int8-b" in table and "F1 drop %" in table and "undecided" in table
 
 
 def test_destination_checks(tmp_path: Path) -> None:
@@ -532,17 +548,16 @@ def _fp32_graph(model_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_int8_selection_prefers_fast_within_budget(tmp_path: Path) -> None:
-    from dataclasses import replace
-
     from qa_engine.export.variants import select_int8
 
-    def variant(name: str, f1: float, ms: float):
-        fake = _fake_variant(tmp_path, name, "int8-dynamic", f1, ms)
-        fake.parity = replace(fake.parity, f1_pytorch=100.0)  # drop = 100 - f1 (%)
-        return fake
+    def pair(budget: float):
+        # 2,000 questions: plain loses 40 (2.5 %), mixed 2 (0.125 %).
+        plain = _fake_variant(
+            tmp_path, "int8-dynamic-per-channel", "int8-dynamic", 40, 10.0, budget
+        )
+        mixed = _fake_variant(tmp_path, "int8-dynamic-mixed", "int8-dynamic", 2, 11.0, budget)
+        return plain, mixed
 
-    plain = variant("int8-dynamic-per-channel", 98.2, 10.0)
-    mixed = variant("int8-dynamic-mixed", 99.6, 11.0)
-    assert select_int8(plain, mixed, max_f1_drop=2.0).name == plain.name  # both fit: faster
-    assert select_int8(plain, mixed, max_f1_drop=0.5).name == mixed.name  # only mixed fits
-    assert select_int8(plain, mixed, max_f1_drop=0.1).name == mixed.name  # none: accurate
+    assert select_int8(*pair(5.0), max_f1_drop=5.0).name == "int8-dynamic-per-channel"  # faster
+    assert select_int8(*pair(1.0), max_f1_drop=1.0).name == "int8-dynamic-mixed"  # only mixed
+    assert select_int8(*pair(0.01), max_f1_drop=0.01).name == "int8-dynamic-mixed"  # accurate

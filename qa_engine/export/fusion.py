@@ -100,6 +100,17 @@ def count_fused_ops(path: Path) -> dict[str, int]:
     return dict(sorted(fused.items()))
 
 
+# Operators that take activation scales over the whole input tensor (dynamic int8): a
+# window's result then depends on what else is in its batch, padding included.
+BATCH_DEPENDENT_OPS = ("DynamicQuantizeLinear", "DynamicQuantizeMatMul")
+
+
+def batch_invariant(path: Path) -> bool:
+    """Whether no operator of the graph mixes statistics across the rows of a batch."""
+    counts = op_counts(path)
+    return not any(counts.get(op) for op in BATCH_DEPENDENT_OPS)
+
+
 def check_fusion(level: str, fused: dict[str, int], num_layers: int | None) -> list[str]:
     """Warnings for a level whose expected fusions are missing or partial.
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qa_engine.export import features, fusion, publish
 from qa_engine.export.builders import BuildContext, build_variants
 from qa_engine.export.onnx_export import (
@@ -24,10 +26,22 @@ from qa_engine.export.onnx_export import (
     load_torch_model,
 )
 from qa_engine.export.options import DEFAULT_DOC_STRIDE, DEFAULT_MAX_SEQ_LENGTH, ExportOptions
-from qa_engine.export.parity import DecodeSettings, decode_answers, torch_logits
+from qa_engine.export.parity import (
+    DecodeSettings,
+    decode_answers,
+    torch_logits,
+    tune_null_threshold,
+)
 from qa_engine.export.variants import Variant, Verifier, select_fastest
 from qa_engine.extras import require
 from qa_engine.manifest import MODEL_NAME, TOKENIZER_NAME, ExportManifest
+from qa_engine.selfcheck import (
+    ReferenceWindow,
+    SelfCheck,
+    export_tolerance,
+    measure,
+    pick_reference,
+)
 
 QA_CONFIG = "qa_config.json"
 Log = Callable[[str], None]
@@ -174,6 +188,14 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
     windows = features.build_windows(tokenizer, examples, max_seq_length, doc_stride)
     log(f"PyTorch reference on {len(examples)} {pairs} questions ({len(windows)} windows)")
     reference = torch_logits(net, windows)
+    if settings.version_2:
+        tuned = tune_null_threshold(windows, reference, examples, settings)
+        if tuned is not None:
+            log(
+                f"SQuAD 2.0: PyTorch's null threshold on these questions is {tuned:.3f} "
+                f"(fine-tune recorded {settings.null_threshold:.3f}); each variant is re-tuned"
+            )
+            settings.null_threshold = tuned
     verifier = Verifier(
         windows=windows,
         examples=examples,
@@ -183,6 +205,7 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
         device=options.device,
         pairs=pairs,
         atol=options.atol,
+        max_f1_drop=options.max_f1_drop,
     )
     del net  # free the PyTorch weights before building more graphs
     log("Verifying variants against PyTorch")
@@ -194,7 +217,13 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
     built, main = build_variants(ctx)
     if options.quantize == "auto":
         chosen, table = select_fastest([base, *built], options.max_f1_drop)
-        log(f"auto: chose {chosen.name} (fastest within {options.max_f1_drop}% F1 drop)")
+        log(
+            f"auto: chose {chosen.name} (fastest whose F1 drop is within "
+            f"{options.max_f1_drop}% at 95% confidence)"
+        )
+        for variant in built:
+            if variant.drop is not None and variant.drop.decision == "undecided":
+                log(f"  note: {variant.name} undecided: {variant.drop.describe()}")
     else:
         chosen = main or base
         table = [v.row() for v in (base, *built)]
@@ -213,7 +242,9 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
         max_question_len=max_question_len(max_seq_length),
         max_answer_length=settings.max_answer_length,
         version_2=settings.version_2,
-        null_threshold=settings.null_threshold,
+        null_threshold=(
+            chosen.null_threshold if chosen.null_threshold is not None else settings.null_threshold
+        ),
         do_lower_case=_do_lower_case(tokenizer, vocab_is_cased, staging),
         opset=graph_opset(chosen.path),
         onnxruntime_version=require("onnxruntime").__version__,
@@ -226,9 +257,47 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
             "device": options.device,
         },
         extra=_extra(options, qa_config, chosen, table, problems),
+        batch_invariant=fusion.batch_invariant(chosen.path),
+        self_check=reference_check(verifier, chosen).save(staging),
+    )
+    log(
+        f"Self-check reference: {manifest.self_check['windows']} windows, "
+        f"{manifest.self_check['bytes'] / 1024:.1f} KB; batch-invariant: {manifest.batch_invariant}"
     )
     manifest.save(staging)
     return ExportResult(staging, manifest, chosen, table)
+
+
+def reference_check(verifier: Verifier, chosen: Variant) -> SelfCheck:
+    """The self-check an export carries: the parity windows with the clearest answers,
+    PyTorch's logits on them, and the tolerance of the chosen variant's precision."""
+    windows = verifier.windows
+    type_ids = windows.inputs.get("token_type_ids")
+    candidates = [
+        ReferenceWindow(
+            windows.inputs["input_ids"][i],
+            type_ids[i] if type_ids is not None else np.zeros_like(windows.inputs["input_ids"][i]),
+            windows.context_mask[i],
+            np.asarray(start, dtype=np.float32),
+            np.asarray(end, dtype=np.float32),
+        )
+        for i, (start, end) in enumerate(verifier.reference)
+    ]
+    max_answer = verifier.settings.max_answer_length
+    picked = pick_reference(candidates, windows.example_index, max_answer)
+    index = {id(c): i for i, c in enumerate(candidates)}
+    if chosen.logits is None:
+        raise RuntimeError(f"{chosen.name} has not been verified")
+    own = [chosen.logits[index[id(w)]] for w in picked]
+    diff, agreement = measure(picked, own, max_answer)
+    gate = chosen.settings.get("parity_gate", {}).get("atol", verifier.atol)
+    tolerance = export_tolerance(chosen.precision, picked, diff, gate)
+    export = {
+        "max_abs_logit_diff": diff,
+        "answer_agreement": agreement,
+        "provider": (chosen.latency or {}).get("provider"),
+    }
+    return SelfCheck(picked, tolerance, max_answer, export)
 
 
 def _source_name(model: str) -> str:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qa_engine.data import QAExample
+from qa_engine.export.evidence import DropEstimate, f1_drop
 from qa_engine.export.features import Windows
 from qa_engine.export.fusion import count_fused_ops
 from qa_engine.export.parity import (
@@ -20,8 +23,11 @@ from qa_engine.export.parity import (
     fp32_gate,
     latency_ms,
     make_session,
+    question_f1,
     session_logits,
+    tune_null_threshold,
 )
+from qa_engine.metrics import f1_score
 
 
 @dataclass
@@ -37,6 +43,10 @@ class Variant:
         parity: Comparison with PyTorch, once verified.
         latency: Batch-1 latency summary (ms), once verified.
         fused_ops: Fused-operator counts of the graph.
+        logits: Its start/end logits on the parity windows, once verified.
+        drop: Its F1 drop with a bootstrap interval and decision, once verified.
+        null_threshold: SQuAD 2.0 threshold tuned for this variant on the parity
+            questions (None: SQuAD 1.1, or no gold answers to tune on).
     """
 
     name: str
@@ -47,6 +57,9 @@ class Variant:
     parity: ParityReport | None = None
     latency: dict[str, Any] | None = None
     fused_ops: dict[str, int] = field(default_factory=dict)
+    logits: Logits | None = field(default=None, repr=False)
+    drop: DropEstimate | None = None
+    null_threshold: float | None = None
 
     @property
     def size_mb(self) -> float:
@@ -71,6 +84,8 @@ class Variant:
             "answer_agreement": p.answer_agreement if p else None,
             "f1": p.f1 if p else None,
             "f1_vs_pytorch": p.f1_vs_pytorch if p else None,
+            "f1_drop": self.drop.to_dict() if self.drop else None,
+            "null_threshold": self.null_threshold,
         }
 
 
@@ -87,6 +102,7 @@ class Verifier:
         device: "cpu" or "cuda" for the ONNX sessions.
         pairs: "squad" or "generated".
         atol: fp32 gate.
+        max_f1_drop: The F1 budget (%) each variant's drop estimate is judged against.
         time_it: Measure batch-1 latency too.
     """
 
@@ -98,7 +114,23 @@ class Verifier:
     device: str
     pairs: str
     atol: float
+    max_f1_drop: float = 1.0
     time_it: bool = True
+
+    def _drop(self, answers: list[str]) -> DropEstimate:
+        """Paired bootstrap of the F1 drop: on gold answers, else on PyTorch's answers."""
+        version_2 = self.settings.version_2
+        reference = question_f1(self.reference_answers, self.examples, version_2)
+        variant = question_f1(answers, self.examples, version_2)
+        if reference is None or variant is None:
+            reference = np.full(len(answers), 100.0)
+            variant = 100.0 * np.asarray(
+                [
+                    1.0 if a == r else f1_score(a, r, version_2=version_2)
+                    for a, r in zip(answers, self.reference_answers, strict=True)
+                ]
+            )
+        return f1_drop(reference, variant, self.max_f1_drop)
 
     def verify(self, variant: Variant, log: Callable[[str], None]) -> Variant:
         """Run ``variant`` on every window, compare with PyTorch, gate fp32, time it.
@@ -112,7 +144,15 @@ class Verifier:
             variant.path, self.device, openvino=variant.precision == "int8-openvino"
         )
         logits = session_logits(session, self.windows)
-        answers = decode_answers(self.windows, logits, self.examples, self.settings)
+        variant.logits = logits
+        if self.settings.version_2:
+            variant.null_threshold = tune_null_threshold(
+                self.windows, logits, self.examples, self.settings
+            )
+        own = self.settings
+        if variant.null_threshold is not None:  # each variant scored at its own threshold
+            own = replace(self.settings, null_threshold=variant.null_threshold)
+        answers = decode_answers(self.windows, logits, self.examples, own)
         variant.parity = compare(
             self.reference,
             self.reference_answers,
@@ -122,6 +162,7 @@ class Verifier:
             self.settings.version_2,
             self.pairs,
         )
+        variant.drop = self._drop(answers)
         variant.fused_ops = count_fused_ops(variant.path)
         if variant.precision == "fp32":
             gate = fp32_gate(variant.fused_ops, self.atol)
@@ -138,8 +179,15 @@ class Verifier:
             f"{p.answer_agreement:.1%}, F1 vs PyTorch {p.f1_vs_pytorch:.1f}"
             + (f", F1 {p.f1:.2f} (PyTorch {p.f1_pytorch:.2f})" if p.f1 is not None else "")
             + (f", {variant.latency['p50']:.2f} ms/window" if variant.latency else "")
+            + (
+                f", null threshold {variant.null_threshold:.3f}"
+                if variant.null_threshold is not None
+                else ""
+            )
             + f", {variant.size_mb:.1f} MB"
         )
+        if variant.precision != "fp32":
+            log(f"    {variant.drop.describe()}")
         return variant
 
 
@@ -150,10 +198,17 @@ def prefer_per_channel(per_tensor: Variant, per_channel: Variant) -> Variant:
     return per_tensor
 
 
+def within_budget(variant: Variant) -> bool:
+    """The evidence says the variant's F1 drop is within the budget (the interval's top)."""
+    if variant.drop is None:
+        raise RuntimeError(f"{variant.name} has not been verified")
+    return variant.drop.decision == "within"
+
+
 def select_int8(plain: Variant, mixed: Variant, max_f1_drop: float) -> Variant:
-    """``--quantize int8-dynamic``: the faster of the two when it is within the F1 budget,
-    else whichever is within it, else the more accurate."""
-    within = [v for v in (plain, mixed) if relative_f1_drop(v) <= max_f1_drop]
+    """``--quantize int8-dynamic``: the faster of the two whose drop is shown to be within
+    the F1 budget, else the more accurate."""
+    within = [v for v in (plain, mixed) if within_budget(v)]
     if within:
         return min(within, key=lambda v: v.latency["p50"] if v.latency else float("inf"))
     return max((plain, mixed), key=lambda v: v.accuracy_key())
@@ -161,32 +216,37 @@ def select_int8(plain: Variant, mixed: Variant, max_f1_drop: float) -> Variant:
 
 def relative_f1_drop(variant: Variant) -> float:
     """Relative F1 drop (%) vs PyTorch on gold answers (or vs PyTorch's own answers)."""
-    p = variant.parity
-    if p is None:
+    if variant.drop is None:
         raise RuntimeError(f"{variant.name} has not been verified")
-    if p.f1 is None or p.f1_pytorch is None:
-        return 100.0 - p.f1_vs_pytorch
-    if p.f1_pytorch <= 0:
-        return 0.0 if p.f1 >= p.f1_pytorch else float("inf")
-    return max(0.0, 100.0 * (p.f1_pytorch - p.f1) / p.f1_pytorch)
+    return variant.drop.point
 
 
 def select_fastest(
     candidates: Sequence[Variant], max_f1_drop: float
 ) -> tuple[Variant, list[dict[str, Any]]]:
-    """``--quantize auto``: the fastest variant within the F1 budget, and the full table.
+    """``--quantize auto``: the fastest variant whose F1 drop is shown to be within the
+    budget (the top of its bootstrap interval), and the full table.
 
     fp32 variants passed the parity gate, so they are always eligible: there is always
-    an answer.
+    an answer. A variant the sample cannot decide is not kept; its row says how many
+    questions would decide.
     """
     rows = []
     eligible = []
     for variant in candidates:
-        drop = relative_f1_drop(variant)
-        ok = variant.precision == "fp32" or drop <= max_f1_drop
+        ok = variant.precision == "fp32" or within_budget(variant)
         if ok:
             eligible.append(variant)
-        rows.append({**variant.row(), "f1_drop_pct": round(drop, 3), "eligible": ok})
+        drop = variant.drop
+        rows.append(
+            {
+                **variant.row(),
+                "f1_drop_pct": round(drop.point, 3) if drop else None,
+                "f1_drop_ci": [round(drop.low, 3), round(drop.high, 3)] if drop else None,
+                "decision": "fp32 (parity-gated)" if variant.precision == "fp32" else drop.decision,
+                "eligible": ok,
+            }
+        )
     if not eligible:
         raise RuntimeError("no eligible variant (the fp32 candidate is missing)")
     best = min(eligible, key=lambda v: v.latency["p50"] if v.latency else float("inf"))
@@ -205,6 +265,8 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         ("answer_agreement", "agree", "{:.1%}"),
         ("f1", "F1", "{:.2f}"),
         ("f1_drop_pct", "F1 drop %", "{:.2f}"),
+        ("f1_drop_ci", "95% CI", "{}"),
+        ("decision", "evidence", "{}"),
         ("selected", "chosen", "{}"),  # bools print as "*" / ""
     ]
     columns = [c for c in columns if any(c[0] in r for r in rows)]
