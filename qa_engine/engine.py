@@ -468,7 +468,7 @@ def _describe(tried: dict) -> str:
         return f"{tried['device']}: unavailable ({tried['reason']})"
     tol = tried.get("tolerance") or {}
     return (
-        f"{tried['device']} ({tried['precision']}) max|dlogit| "
+        f"{tried['device']} ({tried['precision']} on {', '.join(tried['providers'])}) max|dlogit| "
         f"{tried['max_abs_logit_diff']:.3g} (bound {tol.get('max_abs_logit_diff', 0):.3g}), "
         f"answer agreement {tried['answer_agreement']:.0%} "
         f"(floor {tol.get('min_answer_agreement', 0):.0%})"

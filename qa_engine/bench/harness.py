@@ -126,6 +126,7 @@ class _Timings:
     throughput: dict[str, dict[str, float]]  # batch size (str) -> questions/s
     predictions: dict[str, dict[int, Predictions]]  # batch size -> predictions
     providers: dict[str, str | None]
+    self_checks: dict[str, dict | None]
 
 
 def _time_all(
@@ -167,13 +168,15 @@ def _time_all(
         for name, p in preds.items():
             predictions[name][bs] = p
     providers: dict[str, str | None] = {}
+    self_checks: dict[str, dict | None] = {}
     for runner in runners:
-        providers[runner.name] = None
+        providers[runner.name] = self_checks[runner.name] = None
         if runner.name in load_s:
             with contextlib.suppress(Exception):  # a provider we cannot read is not fatal
                 providers[runner.name] = runner.provider_used
+                self_checks[runner.name] = runner.self_check
         runner.close()
-    return _Timings(load_s, latency, throughput, predictions, providers)
+    return _Timings(load_s, latency, throughput, predictions, providers, self_checks)
 
 
 def _probe_memory(
@@ -222,6 +225,7 @@ def _runner_entry(
     return {
         **{k: v for k, v in asdict(spec).items() if k not in ("settings", "threads")},
         "provider": timings.providers.get(name),
+        "self_check": timings.self_checks.get(name),
         "model_size_mib": model_size_bytes(spec) / _MIB,
         "load_s": timings.load_s.get(name),
         "cold_load_s": memory.get("cold_load_s"),

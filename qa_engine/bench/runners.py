@@ -85,6 +85,11 @@ class Runner(ABC):
         """The execution provider / device really used, read back after loading."""
 
     @property
+    def self_check(self) -> dict | None:
+        """The runtime's self-check verdict (qa-engine runners), else None."""
+        return None
+
+    @property
     def model_size(self) -> int:
         """Bytes on disk of the weights this runner loads."""
         return model_size_bytes(self.spec)
@@ -141,6 +146,10 @@ class QAEngineRunner(Runner):
     @property
     def provider_used(self) -> str:
         return ",".join(self.engine.providers)
+
+    @property
+    def self_check(self) -> dict | None:
+        return self.engine.self_check.to_dict()
 
     def close(self) -> None:
         self.engine = None

@@ -17,9 +17,11 @@ def load_engine(export_dir: str, device: str, threads: int | None):
     from qa_engine.engine import QAEngine
 
     try:
-        return QAEngine.from_pretrained(export_dir, device=device, threads=threads)
+        engine = QAEngine.from_pretrained(export_dir, device=device, threads=threads)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
+    click.echo(engine.self_check.summary(), err=True)  # the verdict, on stderr
+    return engine
 
 
 # Options shared by predict and eval.

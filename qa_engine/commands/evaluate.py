@@ -96,6 +96,8 @@ def evaluate(
             "seconds": round(seconds, 3),
             "questions_per_second": round(len(examples) / seconds, 2),
             "providers": engine.providers,
+            "batch_invariant": engine.batch_invariant,
+            "self_check": engine.self_check.to_dict(),
         }
     )
     if out is not None:
