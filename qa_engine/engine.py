@@ -167,6 +167,14 @@ class QAEngine:
             + "; ".join(_describe(t) for t in tried)
         )
 
+    def run_self_check(self) -> Verdict:
+        """Run the export's reference windows on the current session now and return the
+        verdict, without refusing anything (load already did that unless ``verify=False``)."""
+        summary = self.manifest.self_check
+        if summary is None:
+            return Verdict("unverified", self.self_check.device, self.providers, self._precision())
+        return self._check(SelfCheck.load(self.path, summary), self.self_check.device)
+
     def _build(
         self, device: str, providers: Sequence[ProviderSpec] | None, *, whole: bool = False
     ) -> OnnxQASession:
