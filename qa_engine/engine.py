@@ -130,8 +130,11 @@ class QAEngine:
             candidates = list(candidate_devices(device))
         walking = len(candidates) > 1
         if not verify or summary is None:
-            # No walk without a check: the first candidate, as onnxruntime resolves it.
-            self.session = self._build(device, providers)
+            # Without a check nothing proves bf16 right for a graph that is not int8
+            # (OpenVINO's bf16 hint wrecked an unfused fp32 MiniLM): f32 then.
+            if not self.manifest.precision.startswith("int8"):
+                candidates = [c for c in candidates if c != "openvino:bf16"] or candidates
+            self.session = self._first_that_builds(candidates, providers)
             status = "skipped" if not verify else "unverified"
             if verify:
                 warnings.warn(
@@ -174,6 +177,18 @@ class QAEngine:
         if summary is None:
             return Verdict("unverified", self.self_check.device, self.providers, self._precision())
         return self._check(SelfCheck.load(self.path, summary), self.self_check.device)
+
+    def _first_that_builds(
+        self, candidates: list[str], providers: Sequence[ProviderSpec] | None
+    ) -> OnnxQASession:
+        for candidate in candidates[:-1]:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return self._build(candidate, providers, whole=True)
+            except (RuntimeError, ValueError):
+                continue
+        return self._build(candidates[-1], providers, whole=len(candidates) > 1)
 
     def _build(
         self, device: str, providers: Sequence[ProviderSpec] | None, *, whole: bool = False

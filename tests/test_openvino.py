@@ -320,6 +320,36 @@ def test_export_int8_openvino(tiny_model_dir: Path, tmp_path: Path) -> None:
     engine = QAEngine(out, device="openvino")
     assert engine.providers[0] == PROVIDER and engine.session.openvino_share == 1.0
     assert engine(questions[0], contexts[0]).text
+    # the self-check ran on the OpenVINO provider, and batching changes no answer
+    assert engine.self_check.passed and engine.self_check.providers[0] == PROVIDER
+    assert manifest.batch_invariant is True
+    batched = engine.predict(questions, contexts, batch_size=32)
+    single = [engine(q, c) for q, c in zip(questions, contexts, strict=True)]
+    assert [(a.text, a.start, a.end) for a in batched] == [(a.text, a.start, a.end) for a in single]
+
+
+@pytest.mark.slow
+def test_plain_openvino_proves_bf16_or_takes_f32(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A graph that is not int8 runs under bf16 only when the self-check passes there."""
+    from click.testing import CliRunner
+
+    from qa_engine.cli import cli
+    from qa_engine.engine import QAEngine
+
+    out = tmp_path / "fp32"
+    args = ["export", str(tiny_model_dir), str(out), "--max-seq-length", "64", "--doc-stride"]
+    args += ["16", "--parity-samples", "8", "--optimize", "none"]
+    assert CliRunner().invoke(cli, args, catch_exceptions=False).exit_code == 0
+    engine = QAEngine(out, device="openvino")
+    verdict = engine.self_check
+    assert verdict.passed and engine.providers[0] == PROVIDER
+    if has_amx():  # bf16 is tried first, and kept only because it passed
+        assert verdict.device == "openvino:bf16" or verdict.tried[0]["device"] == "openvino:bf16"
+    else:
+        assert verdict.device == "openvino:f32"
+    # Unchecked, nothing proves bf16: the f32 hint.
+    unchecked = QAEngine(out, device="openvino", verify=False)
+    assert unchecked.session.inference_hint == "f32"
 
 
 def test_fused_onnxruntime_graphs_stay_off_openvino(tiny_onnx_dir: Path, tmp_path: Path) -> None:
