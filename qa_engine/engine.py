@@ -13,23 +13,17 @@ from __future__ import annotations
 
 import itertools
 import os
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from qa_engine import verification
 from qa_engine.batching import BatchLimits, pad_windows, plan_batches
 from qa_engine.decoding import Answer, DecodedQuestion, WindowLogits, decode_question
 from qa_engine.manifest import MODEL_NAME, TOKENIZER_NAME, ExportManifest
-from qa_engine.selfcheck import (
-    SelfCheck,
-    SelfCheckError,
-    Verdict,
-    reduced_precision_tolerance,
-    run_check,
-)
-from qa_engine.session import OnnxQASession, ProviderSpec, candidate_devices
+from qa_engine.selfcheck import Verdict
+from qa_engine.session import OnnxQASession, ProviderSpec
 from qa_engine.tokenization import QATokenizer, Window
 
 # Questions tokenized and batched together when streaming: large enough to sort windows
@@ -96,7 +90,7 @@ class QAEngine:
         )
         self._session_args = {"threads": threads, "spinning": spinning}
         self.session: OnnxQASession
-        self.self_check: Verdict = self._open(device, providers, verify)
+        self.self_check: Verdict = verification.open_verified(self, device, providers, verify)
 
     @classmethod
     def from_pretrained(
@@ -119,136 +113,21 @@ class QAEngine:
         )
 
     # ------------------------------------------------------------- the self-check
-    def _open(self, device: str, providers: Sequence[ProviderSpec] | None, verify: bool) -> Verdict:
-        """Build the session on the first candidate whose answers pass the self-check."""
-        summary = self.manifest.self_check
-        if providers is not None:
-            candidates = [device]
-        else:
-            if not isinstance(device, str):
-                raise TypeError(f"device must be a string, got {type(device).__name__}")
-            candidates = list(candidate_devices(device))
-        walking = len(candidates) > 1
-        if not verify or summary is None:
-            # Without a check nothing proves bf16 right for a graph that is not int8
-            # (OpenVINO's bf16 hint wrecked an unfused fp32 MiniLM): f32 then.
-            if not self.manifest.precision.startswith("int8"):
-                candidates = [c for c in candidates if c != "openvino:bf16"] or candidates
-            self.session = self._first_that_builds(candidates, providers)
-            status = "skipped" if not verify else "unverified"
-            if verify:
-                warnings.warn(
-                    f"{self.path}: this export has no self-check reference windows (written "
-                    "before qa-engine recorded them), so its answers on "
-                    f"{self.session.providers[0]} are unverified; re-export to add them",
-                    stacklevel=3,
-                )
-            return Verdict(status, device, self.session.providers, self._precision())
-        check = SelfCheck.load(self.path, summary)
-        tried: list[dict] = []
-        for candidate in candidates:
-            label = candidate if providers is None else f"providers={list(providers)}"
-            try:
-                with warnings.catch_warnings():
-                    if walking:  # a candidate that cannot run is recorded, not shouted
-                        warnings.simplefilter("ignore")
-                    self.session = self._build(candidate, providers, whole=walking)
-            except (RuntimeError, ValueError) as err:
-                if not walking:
-                    raise
-                tried.append({"device": label, "status": "unavailable", "reason": str(err)})
-                continue
-            verdict = self._check(check, label)
-            if verdict.passed:
-                verdict.tried = tried
-                return verdict
-            tried.append(verdict.to_dict())
-            if not walking:
-                raise SelfCheckError(self._refusal(verdict, check, label))
-        raise SelfCheckError(
-            f"{self.path}: no candidate of device={device!r} passed the self-check: "
-            + "; ".join(_describe(t) for t in tried)
-        )
-
     def run_self_check(self) -> Verdict:
         """Run the export's reference windows on the current session now and return the
         verdict, without refusing anything (load already did that unless ``verify=False``)."""
-        summary = self.manifest.self_check
-        if summary is None:
-            return Verdict("unverified", self.self_check.device, self.providers, self._precision())
-        return self._check(SelfCheck.load(self.path, summary), self.self_check.device)
-
-    def _first_that_builds(
-        self, candidates: list[str], providers: Sequence[ProviderSpec] | None
-    ) -> OnnxQASession:
-        for candidate in candidates[:-1]:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    return self._build(candidate, providers, whole=True)
-            except (RuntimeError, ValueError):
-                continue
-        return self._build(candidates[-1], providers, whole=len(candidates) > 1)
+        return verification.recheck(self)
 
     def _build(
         self, device: str, providers: Sequence[ProviderSpec] | None, *, whole: bool = False
     ) -> OnnxQASession:
+        """A session on one candidate (``whole``: OpenVINO must run every node)."""
         return OnnxQASession(
             self.path / MODEL_NAME,
             device=device,
             providers=providers,
             whole_graph=whole,
             **self._session_args,
-        )
-
-    def _precision(self) -> str:
-        """What computes: the graph's precision, plus an OpenVINO hint below it."""
-        hint = self.session.inference_hint
-        if hint in (None, "f32"):
-            return self.manifest.precision
-        return f"{self.manifest.precision} graph, {hint} inference"
-
-    def _check(self, check: SelfCheck, label: str) -> Verdict:
-        hint = self.session.inference_hint
-        reduced = None
-        if hint not in (None, "f32"):
-            reduced = reduced_precision_tolerance(check.windows, f"{hint} inference")
-        return run_check(
-            check,
-            self.run_windows,
-            device=label,
-            providers=self.session.providers,
-            precision=self._precision(),
-            reduced=reduced,
-        )
-
-    def _refusal(self, verdict: Verdict, check: SelfCheck, label: str) -> str:
-        """The error for an explicit device that failed, naming the devices that pass."""
-        failed = self.session
-        passing = []
-        # Unavailable ones fail to build and are skipped.
-        for other in dict.fromkeys([*candidate_devices("auto"), *candidate_devices("openvino")]):
-            if other == label:
-                continue
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self.session = self._build(other, None, whole=True)
-                if self._check(check, other).passed:
-                    passing.append(other)
-            except (RuntimeError, ValueError):
-                continue
-        self.session = failed
-        return (
-            f"{self.path}: the self-check refused {label}: {_describe(verdict.to_dict())}. "
-            "The model's own reference answers do not come out on this provider and "
-            "precision, so its answers would be silently wrong. "
-            + (
-                f"Devices that pass here: {', '.join(passing)}."
-                if passing
-                else "No other device passes here either."
-            )
-            + " (verify=False skips the check.)"
         )
 
     @property
@@ -484,18 +363,6 @@ class QAEngine:
             (start[row, : len(w)].copy(), end[row, : len(w)].copy())
             for row, w in enumerate(windows)
         ]
-
-
-def _describe(tried: dict) -> str:
-    if tried.get("status") == "unavailable":
-        return f"{tried['device']}: unavailable ({tried['reason']})"
-    tol = tried.get("tolerance") or {}
-    return (
-        f"{tried['device']} ({tried['precision']} on {', '.join(tried['providers'])}) max|dlogit| "
-        f"{tried['max_abs_logit_diff']:.3g} (bound {tol.get('max_abs_logit_diff', 0):.3g}), "
-        f"answer agreement {tried['answer_agreement']:.0%} "
-        f"(floor {tol.get('min_answer_agreement', 0):.0%})"
-    )
 
 
 def _positive_int(name: str, value: object) -> None:

@@ -87,7 +87,7 @@ def test_auto_falls_through_a_broken_candidate(
 ) -> None:
     """A first candidate whose provider wrecks the logits (as OpenVINO's bf16 hint did to
     an unfused MiniLM) is refused, and auto settles on the next one that passes."""
-    import qa_engine.engine as engine_module
+    import qa_engine.verification as engine_module
 
     monkeypatch.setattr(engine_module, "candidate_devices", lambda device: ["cpu", "cpu"])
     original = QAEngine._build
@@ -120,7 +120,7 @@ def test_auto_falls_through_a_broken_candidate(
 def test_auto_skips_an_unavailable_candidate(
     verified_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import qa_engine.engine as engine_module
+    import qa_engine.verification as engine_module
     from qa_engine.session import available_providers
 
     if "CUDAExecutionProvider" in available_providers():
@@ -134,7 +134,7 @@ def test_auto_skips_an_unavailable_candidate(
 def test_no_candidate_passes(
     verified_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import qa_engine.engine as engine_module
+    import qa_engine.verification as engine_module
 
     broken = perturbed_copy(verified_dir, tmp_path / "broken")
     monkeypatch.setattr(engine_module, "candidate_devices", lambda device: ["cpu", "cpu"])
