@@ -38,7 +38,8 @@ if stage finetune && [[ ! -f $RUN/model/qa_config.json ]]; then
 fi
 
 if stage export; then
-  CAL="--calibration-file $DEV_FILE --calibration-samples 256 --parity-samples 200"
+  # Calibrate and select on train questions; the dev set only scores (eval below).
+  CAL="--calibration-file $TRAIN_FILE --calibration-samples 256 --parity-samples 1000"
   [[ -d $RUN/exports/fp32 ]]         || qa export "$RUN/model" "$RUN/exports/fp32" --optimize none
   [[ -d $RUN/exports/o3 ]]           || qa export "$RUN/model" "$RUN/exports/o3" --optimize O3
   [[ -d $RUN/exports/int8-dynamic ]] || qa export "$RUN/model" "$RUN/exports/int8-dynamic" --optimize O3 --quantize int8-dynamic $CAL --max-f1-drop 0.5
