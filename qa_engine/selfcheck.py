@@ -46,6 +46,10 @@ FP32_PROVIDER_SLACK = 4.0
 LOSSY_DIFF_FACTOR = 3.0
 LOSSY_FLOOR_OF_RANGE = 0.1  # floor: this share of the reference logits' spread
 LOSSY_MIN_AGREEMENT = 0.75
+# A variant whose export measured an F1 drop over this (% of PyTorch's F1, the whole
+# bootstrap interval above it) is refused at load: few reference windows cannot see a few
+# points of F1, the export's paired evidence on its parity questions can.
+ACCURACY_BUDGET = 1.0
 Runner = Callable[[Sequence[Window]], list[tuple[np.ndarray, np.ndarray]]]
 
 
@@ -224,6 +228,8 @@ class Verdict:
         windows: Reference windows run.
         seconds: Time the check took.
         tried: Earlier candidates that failed (``device="auto"`` or plain ``openvino``).
+        export_f1_drop: The F1 drop the export measured for this variant, judged against
+            ``ACCURACY_BUDGET``; ``decision == "over"`` fails the check.
     """
 
     status: str
@@ -236,6 +242,7 @@ class Verdict:
     windows: int = 0
     seconds: float = 0.0
     tried: list[dict[str, Any]] = field(default_factory=list)
+    export_f1_drop: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -256,6 +263,13 @@ class Verdict:
             f"answers agree {self.answer_agreement:.0%} (floor "
             f"{tol.get('min_answer_agreement', 0):.0%}) on {self.windows} windows, "
             f"{self.seconds * 1000:.0f} ms"
+            + (
+                f"; export measured F1 drop {self.export_f1_drop['point']:+.2f}% "
+                f"[{self.export_f1_drop['low']:+.2f}, {self.export_f1_drop['high']:+.2f}] "
+                f"({self.export_f1_drop['decision']} {ACCURACY_BUDGET:g}%)"
+                if self.export_f1_drop
+                else ""
+            )
         )
 
 
@@ -281,8 +295,12 @@ def run_check(
     outputs = run([w.as_window() for w in check.windows])
     diff, agreement = measure(check.windows, outputs, check.max_answer_length)
     passed = diff <= tolerance.max_abs_logit_diff and agreement >= tolerance.min_answer_agreement
+    accuracy = check.export.get("f1_drop") or None
+    if accuracy is not None and accuracy.get("decision") == "over":
+        passed = False
     return Verdict(
         status="passed" if passed else "failed",
+        export_f1_drop=accuracy,
         device=device,
         providers=providers,
         precision=precision,

@@ -166,4 +166,11 @@ def _describe(tried: dict) -> str:
         f"{tried['max_abs_logit_diff']:.3g} (bound {tol.get('max_abs_logit_diff', 0):.3g}), "
         f"answer agreement {tried['answer_agreement']:.0%} "
         f"(floor {tol.get('min_answer_agreement', 0):.0%})"
+        + (
+            f"; the export measured this variant's F1 {drop['point']:.2f}% below PyTorch's "
+            f"(95% interval {drop['low']:.2f} to {drop['high']:.2f}), over the "
+            f"{drop['budget']:g}% accuracy budget"
+            if (drop := tried.get("export_f1_drop")) and drop.get("decision") == "over"
+            else ""
+        )
     )

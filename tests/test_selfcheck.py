@@ -57,6 +57,7 @@ def test_export_stores_small_reference(verified_dir: Path) -> None:
     assert (verified_dir / SELF_CHECK_NAME).stat().st_size < 64 * 1024
     assert summary["tolerance"]["min_answer_agreement"] == 1.0  # fp32: every answer kept
     assert summary["export"]["max_abs_logit_diff"] < 1e-3
+    assert summary["export"]["f1_drop"]["decision"] in ("within", "undecided")
     assert manifest["batch_invariant"] is True
 
 
@@ -186,3 +187,20 @@ def test_eval_reports_the_verdict(verified_dir: Path, tmp_path: Path) -> None:
     report = json.loads(result.stdout[result.stdout.index("{") :])
     assert report["self_check"]["status"] == "passed"
     assert report["batch_invariant"] is True
+
+
+def test_variant_the_export_measured_inaccurate_is_refused(
+    verified_dir: Path, tmp_path: Path
+) -> None:
+    """Few windows cannot see a few points of F1; the export's paired evidence can."""
+    copy = tmp_path / "inaccurate"
+    shutil.copytree(verified_dir, copy)
+    manifest = json.loads((copy / "qa_manifest.json").read_text())
+    over = {"point": 9.4, "low": 8.1, "high": 10.8, "budget": 1.0, "decision": "over"}
+    manifest["self_check"]["export"]["f1_drop"] = over
+    (copy / "qa_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SelfCheckError, match="over the 1% accuracy budget"):
+        QAEngine(copy, device="cpu")
+    manifest["self_check"]["export"]["f1_drop"] = {**over, "decision": "undecided", "low": 0.5}
+    (copy / "qa_manifest.json").write_text(json.dumps(manifest))
+    assert QAEngine(copy, device="cpu").self_check.passed

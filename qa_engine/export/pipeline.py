@@ -296,6 +296,7 @@ def reference_check(verifier: Verifier, chosen: Variant) -> SelfCheck:
         "max_abs_logit_diff": diff,
         "answer_agreement": agreement,
         "provider": (chosen.latency or {}).get("provider"),
+        "f1_drop": chosen.accuracy.to_dict() if chosen.accuracy else None,
     }
     return SelfCheck(picked, tolerance, max_answer, export)
 

@@ -28,6 +28,7 @@ from qa_engine.export.parity import (
     tune_null_threshold,
 )
 from qa_engine.metrics import f1_score
+from qa_engine.selfcheck import ACCURACY_BUDGET
 
 
 @dataclass
@@ -45,6 +46,8 @@ class Variant:
         fused_ops: Fused-operator counts of the graph.
         logits: Its start/end logits on the parity windows, once verified.
         drop: Its F1 drop with a bootstrap interval and decision, once verified.
+        accuracy: The same judged against the runtime's accuracy budget
+            (``selfcheck.ACCURACY_BUDGET``): the export's F1 evidence the self-check holds.
         null_threshold: SQuAD 2.0 threshold tuned for this variant on the parity
             questions (None: SQuAD 1.1, or no gold answers to tune on).
     """
@@ -59,6 +62,7 @@ class Variant:
     fused_ops: dict[str, int] = field(default_factory=dict)
     logits: Logits | None = field(default=None, repr=False)
     drop: DropEstimate | None = None
+    accuracy: DropEstimate | None = None
     null_threshold: float | None = None
 
     @property
@@ -117,7 +121,7 @@ class Verifier:
     max_f1_drop: float = 1.0
     time_it: bool = True
 
-    def _drop(self, answers: list[str]) -> DropEstimate:
+    def _drop(self, answers: list[str], budget: float | None = None) -> DropEstimate:
         """Paired bootstrap of the F1 drop: on gold answers, else on PyTorch's answers."""
         version_2 = self.settings.version_2
         reference = question_f1(self.reference_answers, self.examples, version_2)
@@ -130,7 +134,7 @@ class Verifier:
                     for a, r in zip(answers, self.reference_answers, strict=True)
                 ]
             )
-        return f1_drop(reference, variant, self.max_f1_drop)
+        return f1_drop(reference, variant, self.max_f1_drop if budget is None else budget)
 
     def verify(self, variant: Variant, log: Callable[[str], None]) -> Variant:
         """Run ``variant`` on every window, compare with PyTorch, gate fp32, time it.
@@ -163,6 +167,7 @@ class Verifier:
             self.pairs,
         )
         variant.drop = self._drop(answers)
+        variant.accuracy = self._drop(answers, ACCURACY_BUDGET)
         variant.fused_ops = count_fused_ops(variant.path)
         if variant.precision == "fp32":
             gate = fp32_gate(variant.fused_ops, self.atol)
