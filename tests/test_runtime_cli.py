@@ -98,7 +98,7 @@ def test_predict_file_writes_predictions(tiny_onnx_dir, tmp_path):
     assert set(predictions) == {"q1", "q2"}
     assert all(isinstance(text, str) and text in CONTEXT for text in predictions.values())
     stdout = invoke("predict", str(tiny_onnx_dir), "--file", str(data))
-    assert json.loads(stdout.output) == predictions
+    assert json.loads(stdout.stdout) == predictions
 
 
 @pytest.mark.parametrize(
@@ -137,7 +137,7 @@ def test_eval_squad_v1(tiny_onnx_dir, tmp_path):
         "eval", str(tiny_onnx_dir), "--data", str(data), "--out", str(out), "--device", "cpu"
     )
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["questions"] == 2 and report["version_2"] is False
     assert report["questions_per_second"] > 0
     # The same numbers as scoring the engine's answers directly.
@@ -150,7 +150,7 @@ def test_eval_squad_v1(tiny_onnx_dir, tmp_path):
         assert report[name] == pytest.approx(value)
 
     one = json.loads(
-        invoke("eval", str(tiny_onnx_dir), "--data", str(data), "--samples", "1").output
+        invoke("eval", str(tiny_onnx_dir), "--data", str(data), "--samples", "1").stdout
     )
     assert one["questions"] == 1
 
@@ -159,7 +159,7 @@ def test_eval_squad_v2_reports_best_threshold(tiny_onnx_dir, tmp_path):
     data = squad_file(tmp_path / "dev-v2.json", version_2=True)
     result = invoke("eval", str(tiny_onnx_dir), "--data", str(data), "--null-threshold", "-1e9")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["version_2"] is True and report["questions"] == 3
     # A threshold below every score difference answers "" everywhere: only q3 is right.
     assert report["exact"] == pytest.approx(100 / 3)
@@ -186,7 +186,7 @@ def test_eval_on_real_squad_sample(tiny_onnx_dir, shared_data):
         "eval", str(tiny_onnx_dir), "--data", str(data), "--samples", "3", "--device", "cpu"
     )
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["questions"] == 3 and "exact_match" in report
 
 
