@@ -146,8 +146,7 @@ def _refusal(engine: QAEngine, verdict: Verdict, reference: SelfCheck, label: st
     engine.session = failed
     return (
         f"{engine.path}: the self-check refused {label}: {_describe(verdict.to_dict())}. "
-        "The model's own reference answers do not come out on this provider and "
-        "precision, so its answers would be silently wrong. "
+        "On this path its answers would be silently wrong. "
         + (
             f"Devices that pass here: {', '.join(passing)}."
             if passing
