@@ -117,6 +117,19 @@ def soak(url: str, pairs, pid: int, total: int, clients: int, warmup: int) -> di
     }
 
 
+def load_levels(name: str, base: str, pairs, levels, requests: int, examples) -> dict:
+    """One endpoint under each concurrency level, closed-loop clients."""
+    from qa_engine.bench.load import run_load
+
+    measured = []
+    for clients in levels:
+        print(f"{name}: {clients} clients", flush=True)
+        measured.append(
+            run_load(base + "/", pairs, concurrency=clients, requests=requests, examples=examples)
+        )
+    return {"name": name, "url": base, "levels": measured}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--export", required=True, help="export dir to serve")
@@ -136,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from qa_engine.bench.environment import collect_environment
-    from qa_engine.bench.load import run_burst, run_load
+    from qa_engine.bench.load import run_burst
     from qa_engine.bench.load_report import SCHEMA, load_table, write_load_reports
     from qa_engine.data import load_squad
     from qa_engine.manifest import ExportManifest
@@ -190,20 +203,8 @@ def main() -> None:
         base,
     )
     try:
-        serve_levels = []
-        for clients in levels:
-            print(f"serve: {clients} clients", flush=True)
-            serve_levels.append(
-                run_load(
-                    base + "/",
-                    pairs,
-                    concurrency=clients,
-                    requests=args.requests,
-                    examples=examples,
-                )
-            )
         results["endpoints"].append(
-            {"name": "qa-engine serve", "url": base, "levels": serve_levels}
+            load_levels("qa-engine serve", base, pairs, levels, args.requests, examples)
         )
         print("burst ...", flush=True)
         results["burst"] = {
@@ -235,20 +236,10 @@ def main() -> None:
             base,
         )
         try:
-            peer_levels = []
-            for clients in levels:
-                print(f"peer: {clients} clients", flush=True)
-                peer_levels.append(
-                    run_load(
-                        base + "/",
-                        pairs,
-                        concurrency=clients,
-                        requests=args.requests,
-                        examples=examples,
-                    )
-                )
             results["endpoints"].append(
-                {"name": "transformers pipeline + FastAPI", "url": base, "levels": peer_levels}
+                load_levels(
+                    "transformers pipeline + FastAPI", base, pairs, levels, args.requests, examples
+                )
             )
         finally:
             stop(peer)

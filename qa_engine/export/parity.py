@@ -139,11 +139,7 @@ def decode_answers(
     windows: Windows, logits: Logits, examples: Sequence[QAExample], settings: DecodeSettings
 ) -> list[str]:
     """The best answer text of each question, through the runtime's decoder."""
-    per_question: list[list[WindowLogits]] = [[] for _ in examples]
-    for i, (start, end) in enumerate(logits):
-        per_question[windows.example_index[i]].append(
-            WindowLogits(start, end, windows.offsets[i], windows.context_mask[i])
-        )
+    per_question = windows_per_question(windows, logits, len(examples))
     threshold = settings.null_threshold if settings.version_2 else None
     answers = []
     for question_windows, example in zip(per_question, examples, strict=True):
@@ -157,6 +153,18 @@ def decode_answers(
     return answers
 
 
+def windows_per_question(
+    windows: Windows, logits: Logits, questions: int
+) -> list[list[WindowLogits]]:
+    """Each question's windows with their logits, in window order (for the decoder)."""
+    per_question: list[list[WindowLogits]] = [[] for _ in range(questions)]
+    for i, (start, end) in enumerate(logits):
+        per_question[windows.example_index[i]].append(
+            WindowLogits(start, end, windows.offsets[i], windows.context_mask[i])
+        )
+    return per_question
+
+
 def tune_null_threshold(
     windows: Windows, logits: Logits, examples: Sequence[QAExample], settings: DecodeSettings
 ) -> float | None:
@@ -168,11 +176,7 @@ def tune_null_threshold(
     """
     if not any(ex.answers["text"] or ex.is_impossible for ex in examples):
         return None
-    per_question: list[list[WindowLogits]] = [[] for _ in examples]
-    for i, (start, end) in enumerate(logits):
-        per_question[windows.example_index[i]].append(
-            WindowLogits(start, end, windows.offsets[i], windows.context_mask[i])
-        )
+    per_question = windows_per_question(windows, logits, len(examples))
     answers, null_minus_best = {}, {}
     for question_windows, example in zip(per_question, examples, strict=True):
         decoded = decode_question(
