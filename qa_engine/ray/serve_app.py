@@ -138,19 +138,87 @@ def build(export_dir: str | os.PathLike, settings: dict[str, Any], options: RayS
     return deployment.bind(export_dir, serve_settings(settings))
 
 
+# Keys that look like settings but are not ``build_app`` args, and where each one goes.
+MISPLACED_ARGS = {
+    "name": "the application's own name (beside import_path)",
+    "route_prefix": "the application's own route_prefix (beside import_path)",
+    "host": "http_options.host (Serve's proxy binds it, not a replica)",
+    "port": "http_options.port (Serve's proxy binds it, not a replica)",
+    "threads": "cpus_per_replica (a replica runs one onnxruntime thread per CPU it gets)",
+}
+
+
+def _arg_types() -> dict[str, str]:
+    """Every ``build_app`` arg but ``export_dir``, with its annotation (a string)."""
+    from qa_engine.serve.settings import ServeSettings
+
+    types = {f.name: str(f.type) for f in (*fields(ServeSettings), *fields(RayServeOptions))}
+    return {name: kind for name, kind in types.items() if name not in MISPLACED_ARGS}
+
+
+def _parse(name: str, value: Any, kind: str) -> Any:
+    """``serve run IMPORT_PATH key=value`` passes strings: parse one by its field's type."""
+    if not isinstance(value, str) or kind.startswith("str"):
+        return value
+    if "None" in kind and value.lower() in ("none", "null"):
+        return None
+    booleans = {"true": True, "1": True, "false": False, "0": False}
+    try:
+        if kind.startswith("bool"):
+            return booleans[value.lower()]
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+    except (KeyError, ValueError):
+        raise ValueError(f"build_app arg {name} must be {kind}, got {value!r}") from None
+    return value
+
+
 def build_app(args: dict[str, Any]):
     """App builder for ``serve run`` / ``serve deploy`` (``import_path: ...:build_app``).
 
-    ``args`` holds ``export_dir`` plus any :class:`RayServeOptions` field and any
-    ``ServeSettings`` field (``max_batch_tokens``, ``max_concurrent_requests``, ...).
+    ``args`` holds ``export_dir`` plus any :class:`RayServeOptions` field (but ``name``
+    and ``route_prefix``: the application's own keys) and any ``ServeSettings`` field
+    (but ``host``/``port``: ``http_options``; ``threads``: ``cpus_per_replica``). Values
+    may be strings, as ``serve run IMPORT_PATH key=value`` passes them.
+
+    Raises:
+        ValueError: ``export_dir`` missing, an unknown or misplaced arg (named, with the
+            valid ones), ``replicas`` beside ``max_replicas``, or autoscaling settings
+            without ``max_replicas``; an invalid value.
+        FileNotFoundError: ``export_dir`` is not a directory.
     """
     args = dict(args)
-    if "export_dir" not in args:
+    types = _arg_types()
+    misplaced = sorted(set(args) & set(MISPLACED_ARGS))
+    if misplaced:
+        where = "; ".join(f"{name} -> {MISPLACED_ARGS[name]}" for name in misplaced)
+        raise ValueError(f"build_app: {', '.join(misplaced)} do not go in args: set {where}")
+    unknown = sorted(set(args) - set(types) - {"export_dir"})
+    if unknown:
+        raise ValueError(
+            f"build_app got unknown args {', '.join(unknown)}; "
+            f"valid: export_dir, {', '.join(sorted(types))}"
+        )
+    if not args.get("export_dir"):
         raise ValueError("build_app needs args.export_dir (the export directory)")
     export_dir = args.pop("export_dir")
-    names = {f.name for f in fields(RayServeOptions)} - {"name", "route_prefix"}
-    options = RayServeOptions(**{k: args.pop(k) for k in list(args) if k in names})
-    return build(export_dir, args, options)
+    values = {name: _parse(name, value, types[name]) for name, value in args.items()}
+    autoscaling = values.get("max_replicas") is not None
+    if autoscaling and values.get("replicas") is not None:
+        raise ValueError(
+            "build_app: replicas is a fixed count and max_replicas turns on autoscaling; "
+            "give min_replicas/max_replicas, or replicas alone"
+        )
+    idle = sorted({"min_replicas", "target_ongoing_requests"} & set(values))
+    if idle and not autoscaling:
+        raise ValueError(f"build_app: {', '.join(idle)} set autoscaling: give max_replicas too")
+    names = {f.name for f in fields(RayServeOptions)}
+    options = {name: values.pop(name) for name in list(values) if name in names}
+    if autoscaling:
+        options.setdefault("replicas", None)
+    return build(export_dir, values, RayServeOptions(**options))
 
 
 def run(
