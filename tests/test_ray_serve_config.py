@@ -1,8 +1,9 @@
-"""export/ray-serve.yaml, with no Ray started.
+"""export/ray-serve.yaml and the flags of `qa-engine serve --ray`, with no Ray started.
 
 The config validates against Ray Serve's own schema; its args go through build_app into a
 bound application whose deployment options are the ones the file states; a typo or a
-misplaced key is an error naming it.
+misplaced key is an error naming it; the --ray flags reach RayServeOptions and are usage
+errors without --ray.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 yaml = pytest.importorskip("yaml")
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.serve")
+from click.testing import CliRunner  # noqa: E402
 from ray.serve.deployment import deployment_to_schema  # noqa: E402
 from ray.serve.schema import (  # noqa: E402
     HTTPOptionsSchema,
@@ -24,6 +26,8 @@ from ray.serve.schema import (  # noqa: E402
     ServeDeploySchema,
 )
 
+from qa_engine.cli import cli  # noqa: E402
+from qa_engine.ray import serve_app  # noqa: E402
 from qa_engine.ray.serve_app import RayServeOptions, build_app  # noqa: E402
 from qa_engine.serve.settings import ServeSettings  # noqa: E402
 
@@ -193,3 +197,94 @@ def test_string_args_from_serve_run_are_parsed(tmp_path):
     assert settings["warmup"] is False and settings["max_wait_ms"] == 1.5
     with pytest.raises(ValueError, match="max_batch_tokens must be int"):
         build_app({"export_dir": str(tmp_path), "max_batch_tokens": "lots"})
+
+
+@pytest.fixture
+def captured(monkeypatch) -> list:
+    """Calls of serve_app.run (nothing starts): (export_dir, settings, options, address)."""
+    calls: list = []
+
+    def fake_run(export_dir, settings, options, *, address=None, blocking=True):
+        calls.append((export_dir, settings, options, address))
+
+    monkeypatch.setattr(serve_app, "run", fake_run)
+    return calls
+
+
+def serve(*args: str):
+    return CliRunner().invoke(cli, ["serve", *args])
+
+
+def test_ray_flags_reach_ray_serve_options(tmp_path, captured):
+    result = serve(
+        str(tmp_path),
+        "--ray",
+        "--replicas",
+        "2",
+        "--max-replicas",
+        "4",
+        "--max-ongoing-requests",
+        "16",
+        "--max-queued-requests",
+        "-1",
+        "--threads",
+        "2",
+        "--address",
+        "auto",
+    )
+    assert result.exit_code == 0, result.output
+    ((_, settings, options, address),) = captured
+    assert address == "auto" and settings["threads"] is None
+    assert options == RayServeOptions(
+        replicas=None,
+        min_replicas=2,
+        max_replicas=4,
+        target_ongoing_requests=8,
+        max_ongoing_requests=16,
+        max_queued_requests=-1,
+        cpus_per_replica=2.0,
+    )
+    assert options.deployment_options()["autoscaling_config"] == {
+        "min_replicas": 2,
+        "max_replicas": 4,
+        "target_ongoing_requests": 8,
+    }
+
+
+def test_ray_defaults_and_fixed_replicas(tmp_path, captured):
+    assert serve(str(tmp_path), "--ray").exit_code == 0
+    assert serve(str(tmp_path), "--ray", "--replicas", "3").exit_code == 0
+    (*_, default, _), (*_, fixed, _) = captured
+    assert default == RayServeOptions()
+    assert fixed == RayServeOptions(replicas=3)
+    assert "autoscaling_config" not in fixed.deployment_options()
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--max-replicas", "2"],
+        ["--replicas", "2"],
+        ["--max-ongoing-requests", "8"],
+        ["--max-queued-requests", "8"],
+        ["--address", "auto"],
+    ],
+)
+def test_ray_flags_without_ray_are_usage_errors(tmp_path, captured, flags):
+    result = serve(str(tmp_path), *flags)
+    assert result.exit_code == 2, result.output
+    assert f"{flags[0]} only apply with --ray" in result.output
+    assert not captured
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--replicas", "3", "--max-replicas", "2"], "max_replicas must be >="),
+        (["--max-queued-requests", "0"], "max_queued_requests must be >= 1, or -1"),
+    ],
+)
+def test_bad_ray_flag_values_are_usage_errors(tmp_path, captured, flags, message):
+    result = serve(str(tmp_path), "--ray", *flags)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not captured

@@ -6,9 +6,14 @@ are imported when the command runs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from qa_engine.commands import device_option, threads_option
+
+if TYPE_CHECKING:
+    from qa_engine.ray.serve_app import RayServeOptions
 
 
 @click.command("serve")
@@ -112,9 +117,30 @@ from qa_engine.commands import device_option, threads_option
 @click.option(
     "--replicas",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="With --ray: replicas, each one engine.",
+    default=None,
+    help="With --ray: replicas, each one engine, each --threads CPUs; with --max-replicas, "
+    "the fewest autoscaling keeps.  [default: 1]",
+)
+@click.option(
+    "--max-replicas",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --ray: autoscale between --replicas and this many, aiming at half of "
+    "--max-ongoing-requests in flight per replica.  [default: no autoscaling]",
+)
+@click.option(
+    "--max-ongoing-requests",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --ray: requests one replica holds at once (more wait in Ray's proxy); "
+    "it caps the batch a replica can form.  [default: 64]",
+)
+@click.option(
+    "--max-queued-requests",
+    type=click.IntRange(min=-1),
+    default=None,
+    help="With --ray: requests waiting in Ray's proxy for a replica; more get 503 "
+    "(-1: unbounded, overload becomes latency).  [default: 256]",
 )
 @click.option(
     "--address",
@@ -145,7 +171,10 @@ def serve(
     pad_batch_rows: bool | None,
     drain_timeout: float,
     use_ray: bool,
-    replicas: int,
+    replicas: int | None,
+    max_replicas: int | None,
+    max_ongoing_requests: int | None,
+    max_queued_requests: int | None,
     address: str | None,
     log_level: str,
 ) -> None:
@@ -156,6 +185,16 @@ def serve(
     GET  /health /ready /info /metrics /docs
     SIGTERM or SIGINT drains: /ready answers 503, admitted requests are answered, exit 0.
     """
+    ray_only = {
+        "--replicas": replicas,
+        "--max-replicas": max_replicas,
+        "--max-ongoing-requests": max_ongoing_requests,
+        "--max-queued-requests": max_queued_requests,
+        "--address": address,
+    }
+    given = [flag for flag, value in ray_only.items() if value is not None]
+    if given and not use_ray:
+        raise click.UsageError(f"{', '.join(given)} only apply with --ray")
     from qa_engine.extras import require
 
     require("fastapi", "serve")
@@ -193,11 +232,12 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if use_ray:
         require("ray", "ray")
-        from qa_engine.ray.serve_app import RayServeOptions, run
+        from qa_engine.ray.serve_app import run
 
         values = {**settings.public_dict(), "api_key": settings.api_key, "threads": None}
-        # --threads becomes each replica's CPU reservation (and so its threads).
-        options = RayServeOptions(replicas=replicas, cpus_per_replica=float(threads or 1))
+        options = ray_options(
+            replicas, max_replicas, max_ongoing_requests, max_queued_requests, threads
+        )
         run(export_dir, values, options, address=address)
         return
     engine = load_engine(export_dir, device, threads)
@@ -217,3 +257,37 @@ def serve(
     if server.drained is False:
         click.echo("drain timed out: some admitted requests were not answered", err=True)
         raise SystemExit(1)
+
+
+def ray_options(
+    replicas: int | None,
+    max_replicas: int | None,
+    max_ongoing_requests: int | None,
+    max_queued_requests: int | None,
+    threads: int | None,
+) -> RayServeOptions:
+    """``RayServeOptions`` from the ``--ray`` flags (None: not given, the default).
+
+    ``--replicas`` alone is a fixed count; with ``--max-replicas`` it is autoscaling's
+    floor, and autoscaling aims at half of ``max_ongoing_requests`` per replica so that
+    Serve adds a replica before every one is full. ``--threads`` becomes each replica's
+    CPU reservation (and so its onnxruntime threads).
+    """
+    from dataclasses import replace
+
+    from qa_engine.ray.serve_app import RayServeOptions
+
+    given = {
+        "max_ongoing_requests": max_ongoing_requests,
+        "max_queued_requests": max_queued_requests,
+    }
+    limits = {name: value for name, value in given.items() if value is not None}
+    if max_replicas is None:
+        scale = {"replicas": replicas or 1}
+    else:
+        scale = {"replicas": None, "min_replicas": replicas or 1, "max_replicas": max_replicas}
+    try:
+        options = RayServeOptions(**scale, **limits, cpus_per_replica=float(threads or 1))
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    return replace(options, target_ongoing_requests=options.max_ongoing_requests / 2)
