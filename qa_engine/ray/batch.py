@@ -150,6 +150,7 @@ def answer_file_ray(
         ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False)
     try:
         dataset, kind = _dataset(source.resolve(), ray_options.rows_per_batch)
+        pool = _pool_size(ray_options)
         answered = dataset.map_batches(
             EngineActor,
             fn_constructor_kwargs={
@@ -161,9 +162,7 @@ def answer_file_ray(
             batch_size=ray_options.rows_per_batch,
             batch_format="pyarrow",
             zero_copy_batch=True,
-            # From one actor up: a fixed pool holding every CPU from the start would starve
-            # Ray Data's own one-CPU tasks (Parquet file listing) and hang the read.
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=_pool_size(ray_options)),
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool, initial_size=pool),
             num_cpus=ray_options.cpus_per_actor,
             num_gpus=ray_options.gpus_per_actor or None,
         )
