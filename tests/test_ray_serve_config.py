@@ -60,6 +60,8 @@ def expected_options(args: dict) -> dict:
         "max_ongoing_requests": args.get("max_ongoing_requests", options.max_ongoing_requests),
         "max_queued_requests": args.get("max_queued_requests", options.max_queued_requests),
         "health_check_timeout_s": 60.0,
+        # Serve waits the service's drain before killing a stopping replica.
+        "graceful_shutdown_timeout_s": float(args.get("drain_timeout_s", 60.0)),
         "ray_actor_options": {
             "num_cpus": float(args.get("cpus_per_replica", options.cpus_per_replica)),
             "num_gpus": float(args.get("gpus_per_replica", options.gpus_per_replica)),

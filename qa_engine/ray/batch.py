@@ -26,6 +26,7 @@ from qa_engine.corpus.answer import AnswerOptions, answer_rows
 from qa_engine.corpus.formats import (
     INPUT_COLUMNS,
     corpus_format,
+    count_rows,
     open_writer,
     parquet_columns_check,
     parse_json_line,
@@ -107,18 +108,20 @@ class EngineActor:
 
 
 def _dataset(source: Path, rows_per_batch: int):
-    """(dataset, kind): ``kind`` is ``"text"`` (JSON lines to parse) or ``"rows"``."""
+    """(dataset, kind, rows): ``kind`` is ``"text"`` (JSON lines to parse) or ``"rows"``;
+    ``rows`` is the row count when known without reading the corpus (for progress)."""
     kind = corpus_format(source)
     read_args = {"num_cpus": _READ_CPUS}
     if kind == "parquet":
         parquet_columns_check(source)
-        return ray.data.read_parquet(str(source), columns=list(INPUT_COLUMNS), **read_args), "rows"
+        dataset = ray.data.read_parquet(str(source), columns=list(INPUT_COLUMNS), **read_args)
+        return dataset, "rows", count_rows(source)
     if kind == "jsonl":
-        return ray.data.read_text(str(source), **read_args), "text"
+        return ray.data.read_text(str(source), **read_args), "text", None
     doc = read_squad(source)  # SQuAD: one document, parsed here, shipped as JSON lines
     lines = [{"text": json.dumps(row, ensure_ascii=False)} for row in squad_rows(doc, str(source))]
     parallelism = max(1, len(lines) // rows_per_batch)
-    return ray.data.from_items(lines, override_num_blocks=parallelism), "text"
+    return ray.data.from_items(lines, override_num_blocks=parallelism), "text", len(lines)
 
 
 def _pool_size(options: RayOptions) -> int:
@@ -136,12 +139,18 @@ def answer_file_ray(
     out: str | os.PathLike,
     options: AnswerOptions,
     ray_options: RayOptions = RayOptions(),  # noqa: B008 (frozen dataclass)
+    *,
+    progress: bool = True,
 ) -> CorpusSummary:
     """Answer every row of ``source`` on Ray and write one result per row to ``out``.
 
     The export directory (and, on a real cluster, the source file) must be readable at
     the same path on every node that runs an actor (a shared file system or a copy).
+    ``progress`` shows the rows written, as local ``predict --file`` does, in place of
+    Ray Data's per-operator bars.
     """
+    from tqdm.auto import tqdm
+
     source, export_dir = Path(source), Path(export_dir).resolve()
     if not source.is_file():
         raise FileNotFoundError(f"corpus file not found: {source}")
@@ -149,7 +158,14 @@ def answer_file_ray(
     if started:
         ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False)
     try:
-        dataset, kind = _dataset(source.resolve(), ray_options.rows_per_batch)
+        context = ray.data.DataContext.get_current()
+        ray_bars = context.enable_progress_bars
+        context.enable_progress_bars = ray_bars and not progress
+        dataset, kind, total = _dataset(source.resolve(), ray_options.rows_per_batch)
+        # The whole pool from the start, so a short corpus uses every actor too; but a
+        # Parquet read lists its files in a one-CPU task (Ray Data's ListFiles, which
+        # takes no resource arguments), which a pool holding every CPU would starve
+        # forever: there the pool grows from one actor once the read is under way.
         pool = _pool_size(ray_options)
         answered = dataset.map_batches(
             EngineActor,
@@ -162,16 +178,23 @@ def answer_file_ray(
             batch_size=ray_options.rows_per_batch,
             batch_format="pyarrow",
             zero_copy_batch=True,
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool, initial_size=pool),
+            compute=ray.data.ActorPoolStrategy(
+                min_size=1, max_size=pool, initial_size=1 if kind == "rows" else pool
+            ),
             num_cpus=ray_options.cpus_per_actor,
             num_gpus=ray_options.gpus_per_actor or None,
         )
         errors = 0
-        with closing(open_writer(out)) as writer:
+        with (
+            closing(open_writer(out)) as writer,
+            tqdm(total=total, unit="q", disable=not progress) as bar,
+        ):
             for batch in answered.iter_batches(batch_format="pyarrow", batch_size=None):
                 results = batch.to_pylist()
                 errors += sum(r["error"] is not None for r in results)
                 writer.write(results)
+                bar.update(len(results))
+        context.enable_progress_bars = ray_bars
         return CorpusSummary(rows=writer.rows, errors=errors, out=str(out))
     finally:
         if started:

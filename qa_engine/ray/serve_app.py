@@ -134,8 +134,13 @@ def build(export_dir: str | os.PathLike, settings: dict[str, Any], options: RayS
     export_dir = os.path.abspath(export_dir)
     if not os.path.isdir(export_dir):
         raise FileNotFoundError(f"{export_dir}: export directory not found")
-    deployment = QADeployment.options(**options.deployment_options())
-    return deployment.bind(export_dir, serve_settings(settings))
+    values = serve_settings(settings)
+    # Serve force-kills a stopping replica after graceful_shutdown_timeout_s (20 s by
+    # default): give it the service's drain timeout, so admitted requests get answered.
+    deployment = QADeployment.options(
+        **options.deployment_options(), graceful_shutdown_timeout_s=values["drain_timeout_s"]
+    )
+    return deployment.bind(export_dir, values)
 
 
 # Keys that look like settings but are not ``build_app`` args, and where each one goes.
@@ -229,20 +234,42 @@ def run(
     address: str | None = None,
     blocking: bool = True,
 ) -> None:
-    """Deploy on Ray (a local one unless ``address``) with the proxy on host:port; block."""
+    """Deploy on Ray (a local one unless ``address``) with the proxy on host:port; block.
+
+    SIGTERM or Ctrl-C ends it: on a Ray this call started, Serve shuts down (each
+    replica drains through the app's lifespan) and so does Ray; on a cluster it joined,
+    only this application is deleted, the cluster and its other applications stay.
+    """
+    import signal
+    import threading
+
     import ray
 
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False)
+    local = started and address is None
+    handle_sigterm = blocking and threading.current_thread() is threading.main_thread()
+    if handle_sigterm:
+        signal.signal(signal.SIGTERM, _interrupt)
     http = {"host": settings.get("host", "127.0.0.1"), "port": settings.get("port", 8000)}
     try:
         serve.start(http_options=http)
         app = build(export_dir, settings, options)
         serve.run(app, name=options.name, route_prefix=options.route_prefix, blocking=blocking)
-    except KeyboardInterrupt:  # Ctrl-C: replicas drain through the app's lifespan
+    except KeyboardInterrupt:
         pass
     finally:
-        if blocking and started:
-            serve.shutdown()
-            ray.shutdown()
+        if handle_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends at once
+        if blocking:
+            if local:
+                serve.shutdown()
+            else:
+                serve.delete(options.name)
+            if started:
+                ray.shutdown()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
