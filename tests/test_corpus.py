@@ -12,7 +12,7 @@ from corpus_rows import BAD_LINES, good_rows, read_results, write_jsonl, write_p
 
 from qa_engine.cli import cli
 from qa_engine.corpus import AnswerOptions, answer_rows, check_row, corpus_format, read_rows
-from qa_engine.corpus.formats import open_writer
+from qa_engine.corpus.formats import count_rows, open_writer
 
 pytest.importorskip("pyarrow")
 
@@ -49,6 +49,7 @@ def test_jsonl_and_gzip_stream_in_chunks(tmp_path):
         chunks = list(read_rows(path, chunk_rows=7))
         assert [len(c) for c in chunks[:-1]] == [7] * (len(chunks) - 1)
         assert sum(map(len, chunks)) == n  # the blank line is not a row
+        assert count_rows(path) == n  # progress total and Ray's block count agree
     assert bad == 5
 
 

@@ -28,7 +28,7 @@ from ray.serve.schema import (  # noqa: E402
 
 from qa_engine.cli import cli  # noqa: E402
 from qa_engine.ray import serve_app  # noqa: E402
-from qa_engine.ray.serve_app import RayServeOptions, build_app  # noqa: E402
+from qa_engine.ray.serve_app import RayServeOptions, build, build_app  # noqa: E402
 from qa_engine.serve.settings import ServeSettings  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "export" / "ray-serve.yaml"
@@ -201,12 +201,21 @@ def test_string_args_from_serve_run_are_parsed(tmp_path):
         build_app({"export_dir": str(tmp_path), "max_batch_tokens": "lots"})
 
 
+def test_log_level_sets_replica_logging_with_access_log_only_at_debug(tiny_onnx_dir):
+    quiet = deployment_options(build(tiny_onnx_dir, {}, RayServeOptions(), log_level="info"))
+    loud = deployment_options(build(tiny_onnx_dir, {}, RayServeOptions(), log_level="debug"))
+    assert quiet["logging_config"]["enable_access_log"] is False
+    assert quiet["logging_config"]["log_level"] == "INFO"
+    assert loud["logging_config"]["enable_access_log"] is True
+    assert "logging_config" not in deployment_options(build(tiny_onnx_dir, {}, RayServeOptions()))
+
+
 @pytest.fixture
 def captured(monkeypatch) -> list:
     """Calls of serve_app.run (nothing starts): (export_dir, settings, options, address)."""
     calls: list = []
 
-    def fake_run(export_dir, settings, options, *, address=None, blocking=True):
+    def fake_run(export_dir, settings, options, *, address=None, blocking=True, log_level=None):
         calls.append((export_dir, settings, options, address))
 
     monkeypatch.setattr(serve_app, "run", fake_run)

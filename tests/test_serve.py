@@ -304,6 +304,37 @@ def test_ready_is_503_until_every_shape_is_warmed_up(engine) -> None:
     assert sorted(gated.shapes) == sorted(shapes)
 
 
+def test_warm_before_startup_holds_startup_until_every_shape_ran(engine) -> None:
+    """The Ray Serve replica's mode: its host routes traffic once startup ends."""
+    gated = GatedEngine(engine)
+    app = create_app(
+        gated, ServeSettings(warmup=True, max_batch_tokens=256), warm_before_startup=True
+    )
+
+    async def main():
+        entered = asyncio.Event()
+
+        async def host():
+            async with app.router.lifespan_context(app):
+                entered.set()
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://qa") as c:
+                    return await c.get("/ready")
+
+        task = asyncio.create_task(host())
+        await asyncio.sleep(0.3)
+        held = not entered.is_set()  # warm-up is blocked on the gate: startup waits too
+        gated.gate.set()
+        return held, await task
+
+    held, ready = run(main())
+    assert held
+    assert ready.status_code == 200  # ready the moment startup ended
+    assert app.state.service.batcher.shapes() and sorted(gated.shapes) == sorted(
+        app.state.service.batcher.shapes()
+    )
+
+
 def test_no_warmup_is_ready_at_once(engine) -> None:
     async def main():
         async with serving(engine, warmup=False) as c:

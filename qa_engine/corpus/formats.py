@@ -114,12 +114,20 @@ def read_rows(path: str | os.PathLike, chunk_rows: int = 1024) -> Iterator[list[
 
 
 def count_rows(path: str | os.PathLike) -> int | None:
-    """Rows of a Parquet file from its footer (for a progress bar); None for other formats."""
-    if corpus_format(path) != "parquet":
-        return None
-    import pyarrow.parquet as pq
+    """Rows of a corpus without parsing them (for progress and Ray's block sizes).
 
-    return pq.ParquetFile(path).metadata.num_rows
+    Parquet: from its footer; JSON Lines: non-blank lines, one streaming pass (a bad
+    line is still a row); SQuAD: None (only parsing the document tells).
+    """
+    kind = corpus_format(path)
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    if kind == "jsonl":
+        with _open_text(Path(path)) as lines:
+            return sum(1 for line in lines if line.strip())
+    return None
 
 
 def parquet_columns_check(path: str | os.PathLike) -> None:

@@ -108,7 +108,9 @@ class QAReplica:
     def __serve_build_asgi_app__(self):
         from qa_engine.serve.app import create_app
 
-        self._service_app = create_app(self.engine, self.settings)
+        # Serve routes to a replica once its ASGI startup ends: end it after warm-up, so
+        # no request waits behind the first run of every batch shape.
+        self._service_app = create_app(self.engine, self.settings, warm_before_startup=True)
         return self._service_app
 
     def check_health(self) -> None:
@@ -129,17 +131,29 @@ def serve_settings(values: dict[str, Any]) -> dict[str, Any]:
     return asdict(ServeSettings.from_env(**values))
 
 
-def build(export_dir: str | os.PathLike, settings: dict[str, Any], options: RayServeOptions):
-    """The Ray Serve application (bind it with ``serve.run``)."""
+def build(
+    export_dir: str | os.PathLike,
+    settings: dict[str, Any],
+    options: RayServeOptions,
+    *,
+    log_level: str | None = None,
+):
+    """The Ray Serve application (bind it with ``serve.run``).
+
+    ``log_level`` sets the replicas' logging, with Serve's per-request access log only
+    at DEBUG (as ``qa-engine serve``: a log line per request costs CPU the engine needs);
+    None leaves Serve's own logging config (a config file's ``logging_config``).
+    """
     export_dir = os.path.abspath(export_dir)
     if not os.path.isdir(export_dir):
         raise FileNotFoundError(f"{export_dir}: export directory not found")
     values = serve_settings(settings)
     # Serve force-kills a stopping replica after graceful_shutdown_timeout_s (20 s by
     # default): give it the service's drain timeout, so admitted requests get answered.
-    deployment = QADeployment.options(
-        **options.deployment_options(), graceful_shutdown_timeout_s=values["drain_timeout_s"]
-    )
+    extra: dict[str, Any] = {"graceful_shutdown_timeout_s": values["drain_timeout_s"]}
+    if log_level is not None:
+        extra["logging_config"] = logging_config(log_level)
+    deployment = QADeployment.options(**options.deployment_options(), **extra)
     return deployment.bind(export_dir, values)
 
 
@@ -178,6 +192,12 @@ def _parse(name: str, value: Any, kind: str) -> Any:
     except (KeyError, ValueError):
         raise ValueError(f"build_app arg {name} must be {kind}, got {value!r}") from None
     return value
+
+
+def logging_config(log_level: str) -> dict[str, Any]:
+    """Serve's logging config for a level: the access log only at DEBUG."""
+    level = log_level.upper()
+    return {"log_level": level, "enable_access_log": level == "DEBUG"}
 
 
 def build_app(args: dict[str, Any]):
@@ -233,6 +253,7 @@ def run(
     *,
     address: str | None = None,
     blocking: bool = True,
+    log_level: str = "info",
 ) -> None:
     """Deploy on Ray (a local one unless ``address``) with the proxy on host:port; block.
 
@@ -254,8 +275,8 @@ def run(
         signal.signal(signal.SIGTERM, _interrupt)
     http = {"host": settings.get("host", "127.0.0.1"), "port": settings.get("port", 8000)}
     try:
-        serve.start(http_options=http)
-        app = build(export_dir, settings, options)
+        serve.start(http_options=http, logging_config=logging_config(log_level))
+        app = build(export_dir, settings, options, log_level=log_level)
         serve.run(app, name=options.name, route_prefix=options.route_prefix, blocking=blocking)
     except KeyboardInterrupt:
         pass

@@ -81,11 +81,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(engine: Any, settings: ServeSettings | None = None) -> FastAPI:
+def create_app(
+    engine: Any, settings: ServeSettings | None = None, *, warm_before_startup: bool = False
+) -> FastAPI:
     """The FastAPI app serving ``engine``; its :class:`Service` is ``app.state.service``.
 
     The batcher starts (and warm-up begins) in the app's lifespan; the lifespan's end
     drains. A host that drains earlier calls ``await app.state.service.drain()``.
+    ``warm_before_startup``: the lifespan's startup ends only after warm-up, for hosts
+    that send traffic once startup ends (Ray Serve) rather than polling ``/ready``.
     """
     settings = settings or ServeSettings()
     service = Service(engine, settings)
@@ -93,7 +97,7 @@ def create_app(engine: Any, settings: ServeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await service.start()
+        await service.start(wait_for_warmup=warm_before_startup)
         yield
         await service.drain()
 

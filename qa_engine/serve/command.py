@@ -238,7 +238,7 @@ def serve(
         options = ray_options(
             replicas, max_replicas, max_ongoing_requests, max_queued_requests, threads
         )
-        run(export_dir, values, options, address=address)
+        run(export_dir, values, options, address=address, log_level=log_level)
         return
     engine = load_engine(export_dir, device, threads)
     app = create_app(engine, settings)

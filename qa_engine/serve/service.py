@@ -54,11 +54,17 @@ class Service:
         )
 
     # ---------------------------------------------------------------- lifecycle
-    async def start(self) -> None:
-        """Start batching, and warm up in the background (``/ready`` waits for it)."""
+    async def start(self, *, wait_for_warmup: bool = False) -> None:
+        """Start batching, and warm up in the background (``/ready`` waits for it).
+
+        ``wait_for_warmup`` returns only once warm-up has ended (a host that routes
+        traffic as soon as startup returns, such as a Ray Serve replica, wants this).
+        """
         await self.batcher.start()
         if not self.warmed_up:
             self._warmup_task = asyncio.get_running_loop().create_task(self._warm_up())
+            if wait_for_warmup:
+                await self._warmup_task
 
     async def _warm_up(self) -> None:
         started = time.perf_counter()
