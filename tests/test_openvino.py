@@ -212,8 +212,8 @@ def test_int8_kernels_run_in_int8(tiny_int8: Path, tiny_onnx_dir: Path) -> None:
 
 def test_peer_answers_like_the_cpu_provider(tiny_onnx_dir: Path) -> None:
     pytest.importorskip("openvino")
+    from qa_engine.bench.openvino_peer import OpenVINORunner
     from qa_engine.bench.plan import QASettings, RunnerSpec
-    from qa_engine.openvino.peer import OpenVINORunner
 
     spec = RunnerSpec(
         name="openvino",

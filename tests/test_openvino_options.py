@@ -150,10 +150,10 @@ def test_importing_the_package_loads_no_engine() -> None:
 
 
 def test_bench_plans_the_openvino_peer_on_the_plainest_export(tmp_path) -> None:
+    from qa_engine.bench.openvino_peer import OpenVINORunner
     from qa_engine.bench.plan import QASettings, plan_runners
     from qa_engine.bench.runners import runner_class
     from qa_engine.manifest import ExportManifest
-    from qa_engine.openvino.peer import OpenVINORunner
 
     dirs = []
     for name, precision, level in (("int8", "int8-openvino", "none"), ("fp32", "fp32", "none")):

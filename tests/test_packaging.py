@@ -34,3 +34,20 @@ def test_a_missing_onnxruntime_names_every_flavour() -> None:
     message = MissingExtraError("onnxruntime", "cpu").message
     assert 'pip install "qa-engine[cpu]"' in message and "[gpu]" in message
     assert "[openvino]" in message and "one onnxruntime flavour" in message
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["qa_engine", "qa_engine.openvino", "qa_engine.serve.app", "qa_engine.corpus.local"],
+)
+def test_runtime_and_adapters_never_import_the_bench(module: str) -> None:
+    """The bench reaches the runtime and its peers, never the reverse."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys, {module}\n"
+        "print(sorted(m for m in sys.modules if m.startswith('qa_engine.bench')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

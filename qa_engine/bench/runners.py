@@ -160,7 +160,7 @@ def runner_class(kind: str) -> type[Runner]:
     if kind == "qa-engine":
         return QAEngineRunner
     if kind == "openvino":
-        from qa_engine.openvino.peer import OpenVINORunner
+        from qa_engine.bench.openvino_peer import OpenVINORunner
 
         return OpenVINORunner
     from qa_engine.bench.peers import OptimumPipelineRunner, TransformersPipelineRunner

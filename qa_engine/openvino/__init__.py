@@ -1,4 +1,4 @@
-"""Intel/AMD CPU fast path: onnxruntime's OpenVINO provider, NNCF int8, and a plain-OpenVINO peer.
+"""Intel/AMD CPU fast path: onnxruntime's OpenVINO provider and NNCF int8.
 
 - :mod:`~qa_engine.openvino.cpu`: CPU matrix units (AMX, AVX512-BF16, VNNI) from
   ``/proc/cpuinfo``.
@@ -6,9 +6,10 @@
   the ``device="auto"`` rule and the fallback checks ``qa_engine.session`` applies.
 - :mod:`~qa_engine.openvino.quantize`: NNCF int8 of an fp32 ONNX graph (needs ``nncf``).
 - :mod:`~qa_engine.openvino.kernels`: which kernels OpenVINO runs (needs ``openvino``).
-- :mod:`~qa_engine.openvino.peer`: the bench runner on the plain OpenVINO runtime.
 
-Importing this package imports neither onnxruntime, openvino nor torch.
+Importing this package imports neither onnxruntime, openvino nor torch, nor the bench:
+the plain-OpenVINO bench peer lives in :mod:`qa_engine.bench.openvino_peer` (bench reaches
+the runtime and its peers, never the reverse).
 """
 
 from qa_engine.openvino.cpu import cpu_flags, has_amx, has_bf16, int8_unit

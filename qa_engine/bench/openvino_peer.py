@@ -5,7 +5,7 @@ What an Intel-CPU user would otherwise pick: ``openvino.Core().compile_model(onn
 onnxruntime at all. Questions go through qa-engine's own tokenizer and decoder, so the
 peer differs from the qa-engine runner only in the engine that runs the graph.
 
-Register it in ``qa_engine/bench/runners.py:make_runner`` under ``kind == "openvino"``;
+Registered in ``qa_engine/bench/runners.py:make_runner`` under ``kind == "openvino"``;
 ``spec.autocast == "bf16"`` selects the bf16 hint, None plain f32.
 """
 
