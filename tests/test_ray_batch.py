@@ -11,6 +11,7 @@ import json
 import pytest
 from click.testing import CliRunner
 from corpus_rows import good_rows, read_results, write_jsonl, write_parquet
+from ray_kit import init_local_ray
 
 from qa_engine.cli import cli
 
@@ -20,13 +21,7 @@ pytestmark = pytest.mark.slow  # a Ray start and actor pools: seconds, not milli
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(
-        num_cpus=2,
-        object_store_memory=100 * 1024**2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    init_local_ray()
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield
     ray.shutdown()

@@ -9,11 +9,10 @@ still equal the local engine's.
 from __future__ import annotations
 
 import json
-import os
-import socket
 
 import pytest
 from corpus_rows import good_rows, read_results, write_jsonl
+from ray_kit import free_port, slow_machine_env
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("fastapi")
@@ -29,30 +28,22 @@ from qa_engine.ray.serve_app import RayServeOptions, build  # noqa: E402
 
 pytestmark = pytest.mark.slow  # two raylets, a Serve app and an actor pool
 NODE_MEMORY = 80 * 1024**2
-# Ray's workers start slowly on 2 busy cores; see tests/test_ray_serve.py.
-SLOW_MACHINE_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """A head and one worker node, one CPU each; torn down after the module."""
-    saved = {k: os.environ.get(k) for k in SLOW_MACHINE_ENV}
-    os.environ.update(SLOW_MACHINE_ENV)
     head = {"num_cpus": 1, "object_store_memory": NODE_MEMORY, "include_dashboard": False}
-    two_nodes = Cluster(initialize_head=True, head_node_args=head)
-    two_nodes.add_node(num_cpus=1, object_store_memory=NODE_MEMORY)
-    ray.init(address=two_nodes.address, log_to_driver=False, configure_logging=False)
-    two_nodes.wait_for_nodes()
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield two_nodes
-    serve.shutdown()
-    ray.shutdown()
-    two_nodes.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with slow_machine_env():
+        two_nodes = Cluster(initialize_head=True, head_node_args=head)
+        two_nodes.add_node(num_cpus=1, object_store_memory=NODE_MEMORY)
+        ray.init(address=two_nodes.address, log_to_driver=False, configure_logging=False)
+        two_nodes.wait_for_nodes()
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        yield two_nodes
+        serve.shutdown()
+        ray.shutdown()
+        two_nodes.shutdown()
 
 
 def actor_nodes(class_part: str) -> list[str]:
@@ -71,12 +62,6 @@ def actor_nodes(class_part: str) -> list[str]:
 
 def alive_nodes() -> set[str]:
     return {node["NodeID"] for node in ray.nodes() if node["Alive"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_predict_actors_use_both_nodes(cluster, tiny_onnx_dir, tmp_path):

@@ -8,12 +8,11 @@ nothing lost) and a replica killed under load (replaced; later requests succeed)
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from ray_kit import free_port, init_local_ray, slow_machine_env
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("fastapi")
@@ -29,44 +28,24 @@ CONTEXT = "the city of a river was built in 1200 by the king. the museum is old.
 QUESTIONS = ["who built the city?", "when was it built?", "what is old?", "where is the river?"]
 SETTINGS = {"device": "cpu", "api_key": KEY, "max_client_batch_size": 4, "max_request_bytes": 4096}
 AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# Ray's workers start slowly on 2 busy cores: the proxy's 5 s readiness check (three
-# misses and Serve kills it) would fail a correct deployment. Read by the controller,
-# which inherits the driver's environment at ray.init.
-SLOW_MACHINE_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
+REQUEST_TIMEOUT_S = 20
 
 
 @pytest.fixture(scope="module")
 def url(tiny_onnx_dir):
     """Ray Serve on 127.0.0.1 with the main app at /; shut down after the module."""
-    saved = {k: os.environ.get(k) for k in SLOW_MACHINE_ENV}
-    os.environ.update(SLOW_MACHINE_ENV)
-    ray.init(
-        num_cpus=2,
-        object_store_memory=100 * 1024**2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    options = RayServeOptions(replicas=1, cpus_per_replica=0.25)
-    serve.run(build(tiny_onnx_dir, SETTINGS, options), name="main", route_prefix="/")
-    yield f"http://127.0.0.1:{port}"
-    serve.shutdown()
-    ray.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with slow_machine_env():
+        init_local_ray()
+        port = free_port()
+        # As `serve --ray` sets it: a request Serve's router retries after its replica
+        # died can hang, and the proxy's timeout answers it with 408 instead.
+        http = {"host": "127.0.0.1", "port": port, "request_timeout_s": REQUEST_TIMEOUT_S}
+        serve.start(http_options=http)
+        options = RayServeOptions(replicas=1, cpus_per_replica=0.25)
+        serve.run(build(tiny_onnx_dir, SETTINGS, options), name="main", route_prefix="/")
+        yield f"http://127.0.0.1:{port}"
+        serve.shutdown()
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +168,11 @@ def test_killed_replica_is_replaced_and_requests_succeed(url, tiny_onnx_dir, eng
         time.sleep(0.5)
         victim = sorted(before)[0]
         ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
-        statuses = [f.result().status_code for f in load]
-    assert len(statuses) == 120 and statuses.count(200) > 0
+        statuses = [f.result().status_code for f in load]  # a client timeout raises
+    # Every request was answered (the client waits 60 s, the proxy at most 20): the ones
+    # on the killed replica may fail (500) or time out in the proxy (408), never hang.
+    assert len(statuses) == 120 and set(statuses) <= {200, 408, 500}, statuses
+    assert statuses.count(200) > 100
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         status = serve.status().applications["kill"]

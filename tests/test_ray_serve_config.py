@@ -215,7 +215,7 @@ def captured(monkeypatch) -> list:
     """Calls of serve_app.run (nothing starts): (export_dir, settings, options, address)."""
     calls: list = []
 
-    def fake_run(export_dir, settings, options, *, address=None, blocking=True, log_level=None):
+    def fake_run(export_dir, settings, options, *, address=None, **kwargs):
         calls.append((export_dir, settings, options, address))
 
     monkeypatch.setattr(serve_app, "run", fake_run)

@@ -254,6 +254,7 @@ def run(
     address: str | None = None,
     blocking: bool = True,
     log_level: str = "info",
+    request_timeout_s: float | None = 60.0,
 ) -> None:
     """Deploy on Ray (a local one unless ``address``) with the proxy on host:port; block.
 
@@ -273,7 +274,13 @@ def run(
     handle_sigterm = blocking and threading.current_thread() is threading.main_thread()
     if handle_sigterm:
         signal.signal(signal.SIGTERM, _interrupt)
-    http = {"host": settings.get("host", "127.0.0.1"), "port": settings.get("port", 8000)}
+    http = {
+        "host": settings.get("host", "127.0.0.1"),
+        "port": settings.get("port", 8000),
+        # Serve's proxy waits forever by default; a request it retries after its
+        # replica died has hung that way (measured in tests/test_ray_serve.py).
+        "request_timeout_s": request_timeout_s,
+    }
     try:
         serve.start(http_options=http, logging_config=logging_config(log_level))
         app = build(export_dir, settings, options, log_level=log_level)

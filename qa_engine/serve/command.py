@@ -12,6 +12,9 @@ import click
 
 from qa_engine.commands import device_option, threads_option
 
+# Seconds Ray's proxy gives a request under `serve --ray` (its own default: no limit).
+REQUEST_TIMEOUT_S = 60.0
+
 if TYPE_CHECKING:
     from qa_engine.ray.serve_app import RayServeOptions
 
@@ -143,6 +146,14 @@ if TYPE_CHECKING:
     "(-1: unbounded, overload becomes latency).  [default: 256]",
 )
 @click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="With --ray: seconds Ray's proxy gives a request before answering 408, so no "
+    "client waits forever (a request Serve retries after a replica died has hung "
+    "without it).  [default: 60]",
+)
+@click.option(
     "--address",
     default=None,
     help="With --ray: the cluster to join (auto, HEAD:6379); default: a local Ray.",
@@ -175,6 +186,7 @@ def serve(
     max_replicas: int | None,
     max_ongoing_requests: int | None,
     max_queued_requests: int | None,
+    request_timeout: float | None,
     address: str | None,
     log_level: str,
 ) -> None:
@@ -190,6 +202,7 @@ def serve(
         "--max-replicas": max_replicas,
         "--max-ongoing-requests": max_ongoing_requests,
         "--max-queued-requests": max_queued_requests,
+        "--request-timeout": request_timeout,
         "--address": address,
     }
     given = [flag for flag, value in ray_only.items() if value is not None]
@@ -238,7 +251,14 @@ def serve(
         options = ray_options(
             replicas, max_replicas, max_ongoing_requests, max_queued_requests, threads
         )
-        run(export_dir, values, options, address=address, log_level=log_level)
+        run(
+            export_dir,
+            values,
+            options,
+            address=address,
+            log_level=log_level,
+            request_timeout_s=request_timeout or REQUEST_TIMEOUT_S,
+        )
         return
     engine = load_engine(export_dir, device, threads)
     app = create_app(engine, settings)
