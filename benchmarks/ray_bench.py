@@ -29,7 +29,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from serve_bench import DEFAULT_DATA, REPO, free_port, load_levels, start, stop
+from serve_bench import DEFAULT_DATA, REPO, free_port, load_levels, results_header, start, stop
 
 CLI = [sys.executable, "-m", "qa_engine.cli"]
 
@@ -265,8 +265,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ray"))
     args = parser.parse_args()
 
-    from qa_engine.bench.environment import collect_environment
-    from qa_engine.bench.load_report import SCHEMA, write_load_reports
+    from qa_engine.bench.load_report import write_load_reports
     from qa_engine.data import load_squad
     from qa_engine.manifest import ExportManifest
 
@@ -275,10 +274,7 @@ def main() -> None:
     examples = load_squad(args.data).examples
     manifest = ExportManifest.load(args.export)
     results: dict = {
-        "schema": SCHEMA,
-        "created": None,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "environment": collect_environment(args.threads),
+        **results_header(args.threads),
         "config": {
             "data": args.data,
             "samples": args.online_samples,

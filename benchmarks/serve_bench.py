@@ -117,6 +117,19 @@ def soak(url: str, pairs, pid: int, total: int, clients: int, warmup: int) -> di
     }
 
 
+def results_header(threads: int) -> dict:
+    """The head of a ``load.json``: schema, this command, and the machine (CPU first)."""
+    from qa_engine.bench.environment import collect_environment
+    from qa_engine.bench.load_report import SCHEMA
+
+    return {
+        "schema": SCHEMA,
+        "created": None,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "environment": collect_environment(threads),
+    }
+
+
 def load_levels(name: str, base: str, pairs, levels, requests: int, examples) -> dict:
     """One endpoint under each concurrency level, closed-loop clients."""
     from qa_engine.bench.load import run_load
@@ -148,9 +161,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "serve"))
     args = parser.parse_args()
 
-    from qa_engine.bench.environment import collect_environment
     from qa_engine.bench.load import run_burst
-    from qa_engine.bench.load_report import SCHEMA, load_table, write_load_reports
+    from qa_engine.bench.load_report import load_table, write_load_reports
     from qa_engine.data import load_squad
     from qa_engine.manifest import ExportManifest
 
@@ -159,10 +171,7 @@ def main() -> None:
     pairs = [(ex.question, ex.context) for ex in examples]
     manifest = ExportManifest.load(args.export)
     results: dict = {
-        "schema": SCHEMA,
-        "created": None,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "environment": collect_environment(args.threads),
+        **results_header(args.threads),
         "config": {
             "data": args.data,
             "samples": len(pairs),
