@@ -189,9 +189,9 @@ def answer_file_ray(
     started = not ray.is_initialized()
     if started:
         ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False)
+    context = ray.data.DataContext.get_current()
+    ray_bars = context.enable_progress_bars
     try:
-        context = ray.data.DataContext.get_current()
-        ray_bars = context.enable_progress_bars
         context.enable_progress_bars = ray_bars and not progress
         dataset, kind, total = _dataset(source.resolve(), ray_options.rows_per_batch)
         pool = _pool_size(ray_options)
@@ -223,8 +223,8 @@ def answer_file_ray(
                 errors += sum(r["error"] is not None for r in results)
                 writer.write(results)
                 bar.update(len(results))
-        context.enable_progress_bars = ray_bars
         return CorpusSummary(rows=writer.rows, errors=errors, out=str(out))
     finally:
+        context.enable_progress_bars = ray_bars
         if started:
             ray.shutdown()
