@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from collections.abc import Iterator
 
 # Ray's workers start slowly on 2 busy cores: the proxy's 5 s readiness check (three
@@ -40,9 +39,3 @@ def init_local_ray() -> None:
         log_to_driver=False,
         configure_logging=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

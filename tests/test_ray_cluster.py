@@ -12,7 +12,8 @@ import json
 
 import pytest
 from corpus_rows import good_rows, read_results, write_jsonl
-from ray_kit import free_port, slow_machine_env
+from ports import free_port
+from ray_kit import slow_machine_env
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("fastapi")

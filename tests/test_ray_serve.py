@@ -12,7 +12,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from ray_kit import free_port, init_local_ray, slow_machine_env
+from ports import free_port
+from ray_kit import init_local_ray, slow_machine_env
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("fastapi")

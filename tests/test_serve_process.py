@@ -8,13 +8,13 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -22,12 +22,6 @@ pytest.importorskip("fastapi")
 from qa_engine import QAEngine  # noqa: E402
 
 WORDS = "the a of in on at to is was who what city river born first built name king war".split()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(export_dir: Path, *args: str) -> tuple[subprocess.Popen, str]:

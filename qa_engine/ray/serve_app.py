@@ -24,6 +24,9 @@ from ray import serve
 
 from qa_engine.ray.batch import actor_threads
 
+# Seconds Ray's proxy gives a request before answering 408 (Serve's own default: no limit).
+REQUEST_TIMEOUT_S = 60.0
+
 
 @dataclass(frozen=True)
 class RayServeOptions:
@@ -254,7 +257,7 @@ def run(
     address: str | None = None,
     blocking: bool = True,
     log_level: str = "info",
-    request_timeout_s: float | None = 60.0,
+    request_timeout_s: float | None = REQUEST_TIMEOUT_S,
 ) -> None:
     """Deploy on Ray (a local one unless ``address``) with the proxy on host:port; block.
 

@@ -12,9 +12,6 @@ import click
 
 from qa_engine.commands import device_option, threads_option
 
-# Seconds Ray's proxy gives a request under `serve --ray` (its own default: no limit).
-REQUEST_TIMEOUT_S = 60.0
-
 if TYPE_CHECKING:
     from qa_engine.ray.serve_app import RayServeOptions
 
@@ -245,7 +242,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if use_ray:
         require("ray", "ray")
-        from qa_engine.ray.serve_app import run
+        from qa_engine.ray.serve_app import REQUEST_TIMEOUT_S, run
 
         values = {**settings.public_dict(), "api_key": settings.api_key, "threads": None}
         options = ray_options(
