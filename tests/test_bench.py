@@ -117,6 +117,22 @@ def test_plan_puts_baseline_first_and_optimum_on_the_plainest_export(tmp_path: P
     assert [s.kind for s in plan_runners([pt, fp32], settings, peers=())] == ["qa-engine"]
 
 
+def test_plan_runs_one_export_on_several_devices(tmp_path: Path) -> None:
+    pt = _fake_pytorch(tmp_path / "pt")
+    fp32 = _fake_export(tmp_path / "fp32")
+    settings = resolve_settings([fp32], False)
+    specs = plan_runners([pt, fp32, f"{fp32}@openvino:f32"], settings, device="auto")
+    assert [(s.name, s.device) for s in specs if s.kind == "qa-engine"] == [
+        ("qa-engine fp32 none", "auto"),
+        ("qa-engine fp32 none @openvino:f32", "openvino:f32"),
+    ]
+    assert [s.same_file_as for s in specs if s.kind == "optimum"] == ["qa-engine fp32 none"]
+    with pytest.raises(ValueError, match="DIR@DEVICE needs an export dir"):
+        plan_runners([f"{pt}@cpu"], settings)
+    with pytest.raises(ValueError, match="device must be one of"):
+        plan_runners([f"{fp32}@gpu"], settings)
+
+
 def test_plan_finds_the_baseline_through_the_manifest_source(tmp_path: Path) -> None:
     pt = _fake_pytorch(tmp_path / "pt")
     export = _fake_export(tmp_path / "e", source_model=pt)

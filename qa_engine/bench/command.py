@@ -54,8 +54,8 @@ def _command_line(ctx: click.Context) -> str:
     "--model",
     "models",
     multiple=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Fine-tuned PyTorch dir or export dir; repeat for each variant.",
+    help="Fine-tuned PyTorch dir or export dir (DIR@DEVICE: that export on DEVICE); repeat "
+    "for each variant.",
 )
 @click.option(
     "--url",
@@ -101,11 +101,13 @@ def _command_line(ctx: click.Context) -> str:
 )
 @click.option(
     "--device",
-    type=click.Choice(["cpu", "cuda", "openvino"]),
+    type=click.Choice(["cpu", "cuda", "openvino", "auto"]),
     default="cpu",
     show_default=True,
-    help="Where qa-engine runs (openvino: onnxruntime's OpenVINO provider). On cuda the "
-    "peers run on the GPU too, and the transformers pipeline also runs under fp16 autocast.",
+    help="Where qa-engine runs (openvino: onnxruntime's OpenVINO provider; auto: what "
+    "QAEngine's default takes after its self-check). On cuda the peers run on the GPU too, "
+    "and the transformers pipeline also runs under fp16 autocast. One export can also be "
+    "given as --model DIR@DEVICE (e.g. DIR@openvino:f32) to run it there.",
 )
 @click.option(
     "--peers",
@@ -191,7 +193,7 @@ def bench(
         raise click.UsageError("give --model (one or more) or --url")
     from qa_engine.bench.environment import cpu_has_bf16, usable_cores
     from qa_engine.bench.harness import BenchOptions, run_benchmark
-    from qa_engine.bench.plan import plan_runners, resolve_settings
+    from qa_engine.bench.plan import plan_runners, resolve_settings, split_model_arg
     from qa_engine.bench.report import ratio_table, write_reports
     from qa_engine.data import load_squad
 
@@ -202,7 +204,7 @@ def bench(
     if not examples:
         raise click.ClickException(f"{data}: no questions")
     try:
-        settings = resolve_settings(list(models), squad.version_2)
+        settings = resolve_settings([split_model_arg(m)[0] for m in models], squad.version_2)
         specs = plan_runners(
             list(models),
             settings,

@@ -23,8 +23,10 @@ from qa_engine.manifest import MANIFEST_NAME, OPTIMIZATIONS, PRECISIONS, ExportM
 KINDS = ("transformers", "optimum", "openvino", "qa-engine")
 PEERS = ("transformers", "optimum", "openvino")
 DEFAULT_PEERS = ("transformers", "optimum")
-# "openvino": qa-engine runners on onnxruntime's OpenVINO provider (the peers run on CPU).
-DEVICES = ("cpu", "cuda", "openvino")
+# "openvino": qa-engine runners on onnxruntime's OpenVINO provider (the peers run on CPU);
+# "auto": qa-engine runners take what QAEngine's default takes (the peers run on CPU).
+# An export dir given as "DIR@DEVICE" runs its qa-engine runner there (e.g. openvino:f32).
+DEVICES = ("cpu", "cuda", "openvino", "auto")
 AUTOCASTS = (None, "bf16", "fp16")
 QA_CONFIG_NAME = "qa_config.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -94,8 +96,10 @@ class RunnerSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.device.partition(":")[0] not in DEVICES:
+            raise ValueError(
+                f"device must be one of {DEVICES} (or e.g. 'openvino:f32'), got {self.device!r}"
+            )
         if self.autocast not in AUTOCASTS:
             raise ValueError(f"autocast must be one of {AUTOCASTS}, got {self.autocast!r}")
         if self.autocast == "fp16" and self.device != "cuda":
@@ -188,6 +192,14 @@ def _plainness(path: str) -> tuple[int, int]:
     return (PRECISIONS.index(m.precision), OPTIMIZATIONS.index(m.optimization))
 
 
+def split_model_arg(entry: str) -> tuple[str, str | None]:
+    """``DIR`` -> ``(DIR, None)``; ``DIR@DEVICE`` (an export run on DEVICE) -> ``(DIR, DEVICE)``."""
+    if "@" in entry and not Path(entry).is_dir():
+        directory, _, device = entry.rpartition("@")
+        return directory, device
+    return entry, None
+
+
 def plan_runners(
     model_dirs: list[str],
     settings: QASettings,
@@ -219,11 +231,17 @@ def plan_runners(
     if unknown:
         raise ValueError(f"unknown peer(s) {unknown}; valid: {list(PEERS)}")
     pytorch_dirs, export_dirs = [], []
-    for d in model_dirs:
+    engines: list[tuple[str, str]] = []  # (export dir, device of its qa-engine runner)
+    for entry in model_dirs:
+        d, override = split_model_arg(str(entry))
         if not Path(d).is_dir():
             raise FileNotFoundError(f"model dir not found: {d}")
         if is_export_dir(d):
-            export_dirs.append(str(d))
+            engines.append((d, override or device))
+            if d not in export_dirs:
+                export_dirs.append(d)
+        elif override:
+            raise ValueError(f"{entry}: DIR@DEVICE needs an export dir ({MANIFEST_NAME})")
         elif is_pytorch_dir(d):
             pytorch_dirs.append(str(d))
         else:
@@ -267,13 +285,15 @@ def plan_runners(
                     **common,
                 )
             )
-    engine_names: dict[str, str] = {}
-    for d in export_dirs:
+    engine_names: dict[str, str] = {}  # export dir -> its first qa-engine runner
+    for d, engine_device in engines:
         m = ExportManifest.load(d)
         name = f"qa-engine {m.precision} {m.optimization}"
+        if engine_device != device:
+            name = f"{name} @{engine_device}"
         if any(s.name == name for s in specs):
             name = f"{name} ({Path(d).name})"
-        engine_names[d] = name
+        engine_names.setdefault(d, name)
         specs.append(
             RunnerSpec(
                 name,
@@ -281,7 +301,7 @@ def plan_runners(
                 d,
                 precision=m.precision,
                 optimization=m.optimization,
-                **common,
+                **{**common, "device": engine_device},
             )
         )
     if "optimum" in peers and export_dirs:
