@@ -59,7 +59,7 @@ clean:
 PLAIN_VENV ?= .venv-plain
 PLAIN_BIN := $(PLAIN_VENV)/bin
 PLAIN_STAMP := $(PLAIN_VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
-PLAIN_TESTS ?= tests/test_install.py tests/test_engine.py tests/test_selfcheck.py tests/test_batch_invariance.py
+PLAIN_TESTS ?= tests/test_packaging.py tests/test_engine.py tests/test_selfcheck.py tests/test_batch_invariance.py
 
 $(PLAIN_STAMP): pyproject.toml Makefile
 	test -x $(PLAIN_BIN)/python || $(PYTHON) -m venv $(PLAIN_VENV)
