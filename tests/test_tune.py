@@ -274,3 +274,18 @@ def test_tune_cli_refuses_bad_options(export_dir: Path) -> None:
     # no --data and an export without self-check reference windows
     result = CliRunner().invoke(cli, ["tune", str(export_dir)])
     assert result.exit_code == 1 and "--data" in result.output
+
+
+@pytest.mark.slow
+def test_export_tune_writes_a_plan_the_engine_uses(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tuned"
+    result = CliRunner().invoke(
+        cli,
+        ["export", str(tiny_model_dir), str(out), "--optimize", "none", "--max-seq-length", "48",
+         "--doc-stride", "16", "--parity-samples", "8", "--tune"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plan = TunePlan.load(out)
+    assert plan.windows["source"] == "self-check reference windows"
+    engine = QAEngine(out)
+    assert engine.plan == plan and engine.batch_size == plan.batch_size
