@@ -64,4 +64,4 @@ $(OV_STAMP): pyproject.toml Makefile
 	touch $@
 
 test-openvino: $(OV_STAMP)
-	HF_HUB_OFFLINE=1 $(OV_BIN)/python -m pytest tests/test_openvino.py tests/test_openvino_options.py $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(OV_BIN)/python -m pytest tests/test_openvino*.py $(PYTEST_ARGS)
