@@ -247,6 +247,6 @@ def find_plan(
     reason = loaded.mismatch(Machine.current(), model_bytes)
     if reason is not None:
         note = f"plan {path} ignored: made for another machine or model ({reason})"
-        warnings.warn(note, PlanIgnored, stacklevel=3)
+        warnings.warn(note, PlanIgnored, stacklevel=4)
         return None, note
     return loaded, f"plan {path}: {loaded.describe()} (measured {loaded.created})"
