@@ -202,10 +202,10 @@ class TunePlan:
             raise ValueError(f"{path}: {err}") from err
 
     def describe(self) -> str:
-        """``device cpu, 2 threads, batch 32, buckets none``."""
+        """``device cpu, threads 2, batch 32, buckets none``."""
         buckets = "none" if self.buckets is None else ",".join(map(str, self.buckets))
         return (
-            f"device {self.device}, {self.threads} threads, batch {self.batch_size}, "
+            f"device {self.device}, threads {self.threads}, batch {self.batch_size}, "
             f"buckets {buckets}"
         )
 
