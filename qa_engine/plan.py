@@ -233,7 +233,8 @@ def find_plan(
 
     Raises:
         FileNotFoundError: ``plan`` names a file that does not exist.
-        ValueError: The plan file is not valid.
+        ValueError: The file ``plan`` names is not a valid plan (the export's own
+            ``qa_plan.json`` is ignored with a warning instead).
     """
     if plan is False:
         return None, None
@@ -243,7 +244,14 @@ def find_plan(
             return None, None
     else:
         path = Path(plan)
-    loaded = TunePlan.load(path)
+    try:
+        loaded = TunePlan.load(path)
+    except ValueError as err:
+        if plan is not True:  # a file the caller named must be right
+            raise
+        note = f"plan ignored: {err}"
+        warnings.warn(note, PlanIgnored, stacklevel=4)
+        return None, note
     reason = loaded.mismatch(Machine.current(), model_bytes)
     if reason is not None:
         note = f"plan {path} ignored: made for another machine or model ({reason})"

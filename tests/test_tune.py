@@ -102,6 +102,10 @@ def test_plan_of_another_format_is_refused(export_dir: Path) -> None:
     (export_dir / PLAN_NAME).write_text(json.dumps(raw))
     with pytest.raises(ValueError, match="plan format 99"):
         TunePlan.load(export_dir)
+    with pytest.raises(ValueError, match="plan format 99"):  # a file the caller named
+        QAEngine(export_dir, plan=export_dir / PLAN_NAME)
+    with pytest.warns(PlanIgnored, match="plan format 99"):  # the export's own: set aside
+        assert QAEngine(export_dir).plan is None
 
 
 def test_plan_names_what_differs_from_this_machine(export_dir: Path) -> None:
