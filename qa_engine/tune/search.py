@@ -5,8 +5,8 @@ Small and timed, in three stages, each on real question windows:
 A. every device string the engine would try here (``session.candidate_devices``: the CPU
    provider, OpenVINO f32, OpenVINO bf16 on AMX) x threads (1, half, all cores); a
    candidate whose answers fail the export's self-check is refused, not measured. Each
-   gets batch 1 (p50/p95 per call) and, for the throughput objective, batch 16, with its
-   default buckets (OpenVINO: ``length_buckets``, warmed; CPU provider: none).
+   gets batch 1 (p50/p95 per call) first, then, for the throughput objective, batch 16,
+   with its default buckets (OpenVINO: ``length_buckets``, warmed; CPU provider: none).
 B. (throughput) the other batch sizes on stage A's winner.
 C. length buckets on vs off on the winner, at its batch size (and at batch 1 on OpenVINO,
    for the p95 the buckets are for).
@@ -156,23 +156,38 @@ class Tuner:
         self._start = time.perf_counter()
         self._slice = self.options.budget_s / (self.planned_measurements + 1)
         throughput = self.options.objective == "throughput"
-        best: tuple[QAEngine, Row, Row] | None = None  # engine, its batch-1 row, its score row
+        # A: every candidate at batch 1 first (so a tight budget still sees them all),
+        # then, for throughput, each at STAGE_A_BATCH.
+        opened: list[tuple[QAEngine, Row]] = []
         for device in self.devices:
             for threads in self.threads:
                 if self._over_budget():
                     self._skip("A", device, threads, "over the budget")
                     continue
                 engine = self._open(device, threads)
-                if engine is None:
-                    continue
-                buckets = engine.buckets is not None
-                single = self._measure("A", engine, device, threads, 1, buckets)
-                score = single
-                if throughput and not self._over_budget():
-                    row = self._measure("A", engine, device, threads, STAGE_A_BATCH, buckets)
-                    score = row if self._better(row, single) else single
-                if best is None or self._better(score, best[2]):
-                    best = (engine, single, score)
+                if engine is not None:
+                    buckets = engine.buckets is not None
+                    opened.append((engine, self._measure("A", engine, device, threads, 1, buckets)))
+        best: tuple[QAEngine, Row, Row] | None = None  # engine, its batch-1 row, its score row
+        for engine, single in opened:
+            score = single
+            if throughput and not self._over_budget():
+                row = self._measure(
+                    "A", engine, single.device, single.threads, STAGE_A_BATCH, single.buckets
+                )
+                score = row if self._better(row, single) else single
+            elif throughput:
+                self._skip(
+                    "A",
+                    single.device,
+                    single.threads,
+                    "over the budget",
+                    STAGE_A_BATCH,
+                    single.buckets,
+                )
+            if best is None or self._better(score, best[2]):
+                best = (engine, single, score)
+        del opened
         if best is None:
             return None, self.rows
         engine, single, score = best
@@ -236,7 +251,9 @@ class Tuner:
         engine.buckets = length_buckets(engine.manifest.max_seq_length) if buckets else None
         engine.pad_rows = on_openvino and buckets and engine.batch_invariant
         limits = engine.batch_limits(size)
-        engine.warm_up(size)  # what offline calls do at first use (nothing without buckets)
+        if buckets:  # what offline calls warm first (only the shapes these windows use)
+            lengths = [len(w) for w in (*self.windows.warm, *self.windows.timed)]
+            engine.warm_up(shapes={(b.padded_rows, b.width) for b in plan_batches(lengths, limits)})
         self._run(engine, self.windows.warm, limits, deadline=None)
         seconds, windows = self._run(
             engine, self.windows.timed, limits, deadline=time.perf_counter() + self._slice
