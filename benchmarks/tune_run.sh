@@ -14,7 +14,7 @@ BUDGET=${3:-120}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 MAIN=${MAIN:-/work/main}
 TRAIN=${TRAIN:-/work/shared/data/squad-v1.1/train-v1.1.reconstructed.json.gz}
-OUT=$HERE/benchmarks/results/tune
+OUT=${OUT:-$HERE/benchmarks/results/tune}
 mkdir -p "$OUT"
 export PYTHONPATH=$HERE HF_HUB_OFFLINE=1
 
@@ -42,7 +42,7 @@ done
 {
   echo "# loadavg before: $(cat /proc/loadavg)"
   "$MAIN/.venv-openvino/bin/python" "$HERE/benchmarks/bucket_warmup_bench.py" "$UNFUSED" \
-    --data "$TRAIN" --device openvino:f32 --threads 2 --questions 200 \
+    --data "$TRAIN" --device openvino:f32 --threads 2 --questions "${QUESTIONS:-200}" \
     --out "$OUT/bucket-warmup-openvino.json" 2>&1 | grep -v -e 'Warning' -e 'warnings.warn'
   echo "# loadavg after: $(cat /proc/loadavg)"
 } > "$OUT/bucket-warmup-openvino.log" 2>&1

@@ -254,7 +254,10 @@ def test_tuner_records_a_refused_device(tiny_onnx_dir: Path, pairs) -> None:
     assert plan.device == "cpu"
 
 
-def test_tune_cli_writes_a_plan_that_predict_uses(export_dir: Path, squad_file: Path) -> None:
+def test_tune_cli_writes_a_plan_that_predict_uses(
+    export_dir: Path, squad_file: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr("qa_engine.tune.search.os.getloadavg", lambda: (99.0, 99.0, 99.0))
     runner = CliRunner()
     result = runner.invoke(
         cli,
@@ -263,8 +266,10 @@ def test_tune_cli_writes_a_plan_that_predict_uses(export_dir: Path, squad_file: 
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "windows/s" in result.output and "winner (throughput)" in result.output
+    assert "the machine was busy (load average 99.0" in result.output
     plan = TunePlan.load(export_dir)
     assert plan.windows["held_out_warmup"] and plan.windows["timed"] == 16
+    assert plan.measured["loadavg_1m"] == 99.0
     predicted = runner.invoke(
         cli, ["predict", str(export_dir), "-q", "who was born?", "-c", "the king was born"]
     )

@@ -132,4 +132,11 @@ def run_tune(
         raise click.ClickException(f"{export_dir}: no candidate passed the self-check here")
     path = plan.save(out or export_dir)
     click.echo(f"wrote {path}: {plan.describe()} ({plan.machine.cpu})", err=True)
+    load = plan.measured.get("loadavg_1m", 0.0)
+    if load > plan.machine.cores:
+        click.echo(
+            f"warning: the machine was busy (load average {load:.1f} on {plan.machine.cores} "
+            "cores): the timings, and so the plan, reflect that; re-run tune when it is quiet",
+            err=True,
+        )
     return path

@@ -40,6 +40,7 @@ from qa_engine.tokenization import Window
 BATCH_SIZES = (1, 8, 16, 32, 64)
 STAGE_A_BATCH = 16  # the batch size devices and threads are compared at (throughput)
 MIN_LATENCY_CALLS = 20  # batch-1 calls timed at least, so p95 means something
+MIN_BATCH_CALLS = 2  # calls timed at least at larger batch sizes
 
 
 @dataclass
@@ -154,7 +155,9 @@ class Tuner:
     def run(self) -> tuple[TunePlan | None, list[Row]]:
         """Search; returns the plan (None when every candidate was refused) and the rows."""
         self._start = time.perf_counter()
-        self._slice = self.options.budget_s / (self.planned_measurements + 1)
+        # Each measurement's timed pass gets half of its share of the budget; loading,
+        # the self-check and the warm-up pass take the rest.
+        self._slice = self.options.budget_s / (2 * (self.planned_measurements + 1))
         throughput = self.options.objective == "throughput"
         # A: every candidate at batch 1 first (so a tight budget still sees them all),
         # then, for throughput, each at STAGE_A_BATCH.
@@ -256,23 +259,32 @@ class Tuner:
             engine.warm_up(shapes={(b.padded_rows, b.width) for b in plan_batches(lengths, limits)})
         self._run(engine, self.windows.warm, limits, deadline=None)
         seconds, windows = self._run(
-            engine, self.windows.timed, limits, deadline=time.perf_counter() + self._slice
+            engine,
+            self.windows.timed,
+            limits,
+            deadline=time.perf_counter() + self._slice,
+            min_calls=MIN_LATENCY_CALLS if size == 1 else MIN_BATCH_CALLS,
         )
         row = Row(stage, device, threads, size, buckets, calls=len(seconds))
+        share = engine.session.openvino_share
+        if share is not None and share < 1:  # a fused graph: OpenVINO and CPU provider hop
+            row.note = f"OpenVINO runs {share:.0%} of the nodes"
         row.windows_per_s = windows / sum(seconds)
         if size == 1:
             row.p50_ms, row.p95_ms = (float(v) for v in np.percentile(seconds, [50, 95]) * 1e3)
         return self._record(row)
 
     @staticmethod
-    def _run(engine, windows, limits, deadline: float | None) -> tuple[list[float], int]:
+    def _run(
+        engine, windows, limits, deadline: float | None, min_calls: int = 1
+    ) -> tuple[list[float], int]:
         """Run ``windows`` in planned batches (shuffled, fixed seed) until done or past the
-        deadline (at least ``MIN_LATENCY_CALLS`` calls); each call's seconds, windows run."""
+        deadline (after at least ``min_calls`` calls); each call's seconds, windows run."""
         batches = plan_batches([len(w) for w in windows], limits)
         random.Random(0).shuffle(batches)
         seconds, done = [], 0
         for batch in batches:
-            if deadline is not None and len(seconds) >= MIN_LATENCY_CALLS:
+            if deadline is not None and len(seconds) >= min_calls:
                 if time.perf_counter() > deadline:
                     break
             chunk = [windows[i] for i in batch.indices]
@@ -298,6 +310,8 @@ class Tuner:
                 "batch1_p50_ms": single.p50_ms,
                 "batch1_p95_ms": single.p95_ms,
                 "providers": engine.providers,
+                # The machine's load when the search ended: a busy machine's plan differs.
+                "loadavg_1m": os.getloadavg()[0],
             },
             candidates=[asdict(r) for r in self.rows],
             windows=self.windows.source,
