@@ -27,16 +27,19 @@ export PYTHONPATH=$HERE HF_HUB_OFFLINE=1
   echo "loadavg before: $(cat /proc/loadavg)"
 } > "$OUT/machine.txt"
 
-for flavour in cpu openvino; do
-  python=$MAIN/.venv/bin/python
-  [ "$flavour" = openvino ] && python=$MAIN/.venv-openvino/bin/python
+# name:venv:export. OpenVINO also gets the unfused export: a fused (O1-O4) graph holds
+# onnxruntime-only operators, so OpenVINO runs only part of it.
+for run in "cpu:.venv:$EXPORT" "openvino:.venv-openvino:$EXPORT" \
+  "openvino-unfused:.venv-openvino:$UNFUSED"; do
+  IFS=: read -r name venv export <<< "$run"
+  python=$MAIN/$venv/bin/python
   {
     echo "# loadavg before: $(cat /proc/loadavg)"
-    echo "# $python -m qa_engine.cli tune $EXPORT --data $TRAIN --budget $BUDGET"
-    "$python" -m qa_engine.cli tune "$EXPORT" --data "$TRAIN" --budget "$BUDGET" \
-      --out "$OUT/plan-$flavour.json" 2>&1 | grep -v -e 'UserWarning' -e 'warnings.warn' -e '^  warm, timed'
+    echo "# $venv/bin/python -m qa_engine.cli tune $export --data $TRAIN --budget $BUDGET"
+    "$python" -m qa_engine.cli tune "$export" --data "$TRAIN" --budget "$BUDGET" \
+      --out "$OUT/plan-$name.json" 2>&1 | grep -v -e 'UserWarning' -e 'warnings.warn' -e '^  warm, timed'
     echo "# loadavg after: $(cat /proc/loadavg)"
-  } > "$OUT/tune-$flavour.log" 2>&1
+  } > "$OUT/tune-$name.log" 2>&1
 done
 
 {
