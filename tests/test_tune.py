@@ -245,6 +245,27 @@ def test_tuner_measures_candidates_and_picks_by_objective(tiny_onnx_dir: Path, p
     assert (latency.buckets is not None) == fastest.buckets
 
 
+def test_tuner_records_a_size_that_fails_and_goes_on(
+    tiny_onnx_dir: Path, pairs, monkeypatch
+) -> None:
+    engine = QAEngine(tiny_onnx_dir, device="cpu", threads=1, plan=False)
+    windows = [w for ws in engine.tokenizer.encode_batch(*pairs) for w in ws]
+    run_batch = QAEngine.run_batch
+
+    def small_batches_only(self, windows, width=None, rows=None):
+        if len(windows) > 8:
+            raise RuntimeError("out of memory\nat batch > 8")
+        return run_batch(self, windows, width, rows)
+
+    monkeypatch.setattr(QAEngine, "run_batch", small_batches_only)
+    options = TuneOptions(budget_s=60, batch_sizes=(1, 4, 16), threads=(1,), devices=("cpu",))
+    plan, rows = Tuner(tiny_onnx_dir, Windows(windows[:8], windows[8:]), options).run()
+    failed = [r for r in rows if r.status == "failed"]
+    assert [(r.stage, r.batch_size) for r in failed] == [("A", 16)]
+    assert failed[0].note == "RuntimeError: out of memory"
+    assert plan.batch_size in (1, 4)
+
+
 def test_tuner_records_a_refused_device(tiny_onnx_dir: Path, pairs) -> None:
     engine = QAEngine(tiny_onnx_dir, device="cpu", threads=1, plan=False)
     windows = [w for ws in engine.tokenizer.encode_batch(*pairs) for w in ws]

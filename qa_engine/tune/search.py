@@ -82,7 +82,7 @@ class Row:
     threads: int
     batch_size: int
     buckets: bool
-    status: str = "ok"  # ok | refused | skipped
+    status: str = "ok"  # ok | refused (self-check or load) | failed (at this size) | skipped
     windows_per_s: float | None = None
     p50_ms: float | None = None
     p95_ms: float | None = None
@@ -170,7 +170,9 @@ class Tuner:
                 engine = self._open(device, threads)
                 if engine is not None:
                     buckets = engine.buckets is not None
-                    opened.append((engine, self._measure("A", engine, device, threads, 1, buckets)))
+                    single = self._measure("A", engine, device, threads, 1, buckets)
+                    if single.status == "ok":
+                        opened.append((engine, single))
         best: tuple[QAEngine, Row, Row] | None = None  # engine, its batch-1 row, its score row
         for engine, single in opened:
             score = single
@@ -249,7 +251,19 @@ class Tuner:
     def _measure(
         self, stage: str, engine: QAEngine, device: str, threads: int, size: int, buckets: bool
     ) -> Row:
-        """Warm up, then time batches of ``size`` windows of the timed set."""
+        """Warm up, then time batches of ``size`` windows of the timed set; a candidate that
+        fails at this size (out of memory, a provider error) gets a ``failed`` row."""
+        try:
+            return self._record(self._time(stage, engine, device, threads, size, buckets))
+        except (RuntimeError, ValueError, MemoryError) as err:
+            note = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            return self._record(
+                Row(stage, device, threads, size, buckets, status="failed", note=note[:120])
+            )
+
+    def _time(
+        self, stage: str, engine: QAEngine, device: str, threads: int, size: int, buckets: bool
+    ) -> Row:
         on_openvino = OPENVINO in engine.providers
         engine.buckets = length_buckets(engine.manifest.max_seq_length) if buckets else None
         engine.pad_rows = on_openvino and buckets and engine.batch_invariant
@@ -272,7 +286,7 @@ class Tuner:
         row.windows_per_s = windows / sum(seconds)
         if size == 1:
             row.p50_ms, row.p95_ms = (float(v) for v in np.percentile(seconds, [50, 95]) * 1e3)
-        return self._record(row)
+        return row
 
     @staticmethod
     def _run(
