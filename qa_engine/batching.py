@@ -7,7 +7,10 @@ same way wherever it comes from. Pure numpy: no onnxruntime, no asyncio.
 A batch is bounded by ``max_windows`` (rows) and ``max_tokens`` (padded tokens: rows x
 padded width). Windows are taken longest first, so every batch is padded to its first
 member's width (rounded up to a bucket when ``buckets`` are given: a small set of shapes
-that an OpenVINO server can compile and warm up before it is ready).
+that an OpenVINO session can compile and warm up before it is needed), and, with
+``pad_rows``, to one of :func:`row_sizes` rows. On OpenVINO every new input shape costs a
+slow first run, so the engine (offline) and the server use the same buckets and row
+sizes and run each shape once ahead (:func:`warmup_shapes`, ``QAEngine.warm_up``).
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ class BatchLimits:
             A single window longer than the budget still runs, alone.
         buckets: Padded widths allowed, ascending; a batch is padded to the smallest
             bucket that holds its longest window (None: to the longest window itself).
+        pad_rows: Also pad a batch's rows up to one of :func:`row_sizes` (repeating a
+            window; its copies are cut off), so only shapes run ahead ever run.
     """
 
     max_windows: int = 32
     max_tokens: int | None = None
     buckets: tuple[int, ...] | None = None
+    pad_rows: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_windows", "max_tokens"):
@@ -59,6 +65,31 @@ class BatchLimits:
         i = bisect.bisect_left(self.buckets, length)
         return self.buckets[i] if i < len(self.buckets) else length
 
+    def max_rows(self, width: int) -> int:
+        """Most rows a batch ``width`` tokens wide may have under both bounds."""
+        if self.max_tokens is None:
+            return self.max_windows
+        return max(1, min(self.max_windows, self.max_tokens // width))
+
+    def rows_for(self, rows: int, width: int) -> int:
+        """Rows a batch of ``rows`` windows runs with (padded up only with ``pad_rows``)."""
+        if not self.pad_rows:
+            return rows
+        return next((size for size in row_sizes(self.max_rows(width)) if size >= rows), rows)
+
+    def shapes(self, widths: Sequence[int] | None = None) -> list[tuple[int, int]]:
+        """Every ``(rows, width)`` a batch may run with, for warm-up.
+
+        Args:
+            widths: The widths to cover (default: ``buckets``; there must be some).
+        """
+        widths = self.buckets if widths is None else tuple(widths)
+        if not widths:
+            raise ValueError("shapes need length buckets (or widths)")
+        if not self.pad_rows:
+            return [(1, width) for width in widths]
+        return [(rows, width) for width in widths for rows in row_sizes(self.max_rows(width))]
+
 
 def length_buckets(max_seq_length: int, smallest: int = 32) -> tuple[int, ...]:
     """Powers of two from ``smallest`` up to, and ending at, ``max_seq_length``.
@@ -75,16 +106,31 @@ def length_buckets(max_seq_length: int, smallest: int = 32) -> tuple[int, ...]:
     return tuple(widths)
 
 
+def row_sizes(max_rows: int) -> tuple[int, ...]:
+    """Batch sizes a padded batch may have: powers of two up to, and ending at, max_rows."""
+    sizes, rows = [], 1
+    while rows < max_rows:
+        sizes.append(rows)
+        rows *= 2
+    return (*sizes, max_rows)
+
+
 @dataclass(frozen=True)
 class PlannedBatch:
-    """One onnxruntime call: which windows (indices into the input) and their padded width."""
+    """One onnxruntime call: which windows (indices into the input), their padded width and
+    the rows it runs with (None: one per window; more with ``BatchLimits.pad_rows``)."""
 
     indices: tuple[int, ...]
     width: int
+    rows: int | None = None
+
+    @property
+    def padded_rows(self) -> int:
+        return len(self.indices) if self.rows is None else self.rows
 
     @property
     def padded_tokens(self) -> int:
-        return len(self.indices) * self.width
+        return self.padded_rows * self.width
 
 
 def plan_batches(lengths: Sequence[int], limits: BatchLimits) -> list[PlannedBatch]:
@@ -108,12 +154,28 @@ def plan_batches(lengths: Sequence[int], limits: BatchLimits) -> list[PlannedBat
             if fits_rows and fits_tokens:
                 current.append(index)
                 continue
-            batches.append(PlannedBatch(tuple(current), width))
+            batches.append(_planned(current, width, limits))
         current = [index]
         width = limits.width_for(int(lengths[index]))
     if current:
-        batches.append(PlannedBatch(tuple(current), width))
+        batches.append(_planned(current, width, limits))
     return batches
+
+
+def _planned(indices: list[int], width: int, limits: BatchLimits) -> PlannedBatch:
+    rows = limits.rows_for(len(indices), width)
+    return PlannedBatch(tuple(indices), width, None if rows == len(indices) else rows)
+
+
+def warmup_windows(rows: int, width: int, pad_id: int) -> list[Window]:
+    """``rows`` all-padding windows ``width`` tokens long: a batch that compiles a shape."""
+    window = Window(
+        np.full(width, pad_id, dtype=np.int64),
+        np.zeros(width, dtype=np.int64),
+        np.zeros((width, 2), dtype=np.int64),
+        np.zeros(width, dtype=bool),
+    )
+    return [window] * rows
 
 
 def pad_windows(

@@ -24,6 +24,7 @@ COMMANDS = {
     "eval": ("qa_engine.commands.evaluate:evaluate", "Score an export dir on a SQuAD file."),
     "bench": ("qa_engine.bench.command:bench", "Benchmark variants against peer runtimes."),
     "serve": ("qa_engine.serve.command:serve", "Serve an export dir over HTTP, batched."),
+    "tune": ("qa_engine.tune.command:tune", "Measure how to run an export fastest here."),
 }
 
 
@@ -66,6 +67,7 @@ def cli() -> None:
     eval      official SQuAD EM/F1 of an exported model
     bench     latency/throughput/F1 side by side with transformers and optimum
     serve     an HTTP answer service with cross-request dynamic batching
+    tune      measure the fastest provider/threads/batch/buckets here, write the plan
     """
 
 

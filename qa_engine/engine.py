@@ -13,22 +13,35 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from qa_engine import verification
-from qa_engine.batching import BatchLimits, pad_windows, plan_batches
+from qa_engine.batching import (
+    BatchLimits,
+    length_buckets,
+    pad_windows,
+    plan_batches,
+    warmup_windows,
+)
 from qa_engine.decoding import Answer, DecodedQuestion, WindowLogits, decode_question
 from qa_engine.manifest import MODEL_NAME, TOKENIZER_NAME, ExportManifest
+from qa_engine.plan import PlanIgnored, TunePlan, find_plan
 from qa_engine.selfcheck import Verdict
-from qa_engine.session import OnnxQASession, ProviderSpec
+from qa_engine.session import OPENVINO, OnnxQASession, ProviderSpec
 from qa_engine.tokenization import QATokenizer, Window
 
 # Questions tokenized and batched together when streaming: large enough to sort windows
 # by length usefully, small enough to keep memory flat on endless iterables.
 _CHUNK_QUESTIONS = 512
+# Windows per onnxruntime call when neither the caller nor a plan says.
+DEFAULT_BATCH_SIZE = 32
+# batch_limits(buckets=...) default: the engine's own buckets (see QAEngine.buckets).
+_ENGINE_BUCKETS: Any = "engine"
 
 
 class QAEngine:
@@ -54,6 +67,20 @@ class QAEngine:
             precision at load and refuse a path whose answers are not the model's
             (:mod:`qa_engine.selfcheck`); ``device="auto"`` and plain ``"openvino"``
             take the first candidate that passes. The verdict is ``engine.self_check``.
+        plan: Use the per-machine plan ``qa-engine tune`` wrote (``True``: the export's
+            ``qa_plan.json`` if there is one; a path: that file; ``False``: none). A plan
+            that matches this machine sets the device, threads, batch size and length
+            buckets (explicit ``threads`` wins; an explicit ``device`` or ``providers``
+            other than the plan's sets the plan aside); one made for another CPU,
+            onnxruntime build or model is ignored with a :class:`PlanIgnored` warning.
+            ``engine.plan`` is the plan in use, ``engine.plan_note`` says which or why not.
+
+    Attributes:
+        batch_size: Default windows per call (the plan's, else 32).
+        buckets: Padded widths offline batches use: the plan's; else, on OpenVINO, the
+            server's ``length_buckets`` (each new input shape costs OpenVINO a slow first
+            run, so offline calls stick to the shapes warmed at load); else None.
+        pad_rows: Batches are also padded to ``batching.row_sizes`` rows (OpenVINO).
 
     Raises:
         FileNotFoundError: The directory or one of its files is missing (named).
@@ -77,6 +104,7 @@ class QAEngine:
         threads: int | None = None,
         spinning: bool = True,
         verify: bool = True,
+        plan: bool | str | os.PathLike = True,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
@@ -88,9 +116,47 @@ class QAEngine:
             self.manifest.doc_stride,
             self.manifest.max_question_len,
         )
-        self._session_args = {"threads": threads, "spinning": spinning}
         self.session: OnnxQASession
-        self.self_check: Verdict = verification.open_verified(self, device, providers, verify)
+        # Until the session is open (the self-check runs windows unpadded).
+        self.batch_size, self.buckets, self.pad_rows = DEFAULT_BATCH_SIZE, None, False
+        self.plan, self.plan_note = self._find_plan(plan, device, providers)
+        self.self_check: Verdict = self._open(device, providers, threads, spinning, verify)
+        self.batch_size = self.plan.batch_size if self.plan else DEFAULT_BATCH_SIZE
+        on_openvino = OPENVINO in self.session.providers
+        if self.plan is not None:
+            self.buckets = self.plan.buckets
+        else:
+            self.buckets = length_buckets(self.manifest.max_seq_length) if on_openvino else None
+        self.pad_rows = on_openvino and self.buckets is not None and self.batch_invariant
+        self._warmed: set[tuple[int, int]] = set()
+        if self.pad_rows:
+            self.warm_up(1)  # the batch-1 shapes: cheap, and what a lone question runs
+
+    def _find_plan(
+        self, plan: bool | str | os.PathLike, device: str, providers: Sequence | None
+    ) -> tuple[TunePlan | None, str | None]:
+        model = self.path / MODEL_NAME
+        found, note = find_plan(self.path, plan, model.stat().st_size if model.is_file() else 0)
+        if found is not None and (providers is not None or device not in ("auto", found.device)):
+            given = "providers" if providers is not None else f"device={device!r}"
+            return None, f"plan {found.device} set aside: {given} given"
+        return found, note
+
+    def _open(self, device, providers, threads, spinning, verify) -> Verdict:
+        """Open the session on the plan's device and threads (if any), else as asked."""
+        if self.plan is not None:
+            self._session_args = {
+                "threads": self.plan.threads if threads is None else threads,
+                "spinning": spinning,
+            }
+            try:
+                return verification.open_verified(self, self.plan.device, None, verify)
+            except (RuntimeError, ValueError) as err:  # a self-check refusal included
+                self.plan_note = f"plan ignored: its device {self.plan.device} fails here ({err})"
+                warnings.warn(self.plan_note, PlanIgnored, stacklevel=3)
+                self.plan = None
+        self._session_args = {"threads": threads, "spinning": spinning}
+        return verification.open_verified(self, device, providers, verify)
 
     @classmethod
     def from_pretrained(
@@ -101,6 +167,7 @@ class QAEngine:
         threads: int | None = None,
         spinning: bool = True,
         verify: bool = True,
+        plan: bool | str | os.PathLike = True,
     ) -> QAEngine:
         """Load an export directory (same arguments as the constructor)."""
         return cls(
@@ -110,6 +177,7 @@ class QAEngine:
             threads=threads,
             spinning=spinning,
             verify=verify,
+            plan=plan,
         )
 
     # ------------------------------------------------------------- the self-check
@@ -159,7 +227,7 @@ class QAEngine:
         questions: str | Iterable[str],
         contexts: str | Iterable[str],
         *,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         top_k: int = 1,
         max_answer_length: int | None = None,
         handle_impossible: bool | None = None,
@@ -171,7 +239,8 @@ class QAEngine:
             questions: A question, or an iterable of them (consumed in chunks).
             contexts: A context, or an iterable with one per question. A single string
                 on either side is paired with every item of the other.
-            batch_size: Windows per onnxruntime call (bounds memory).
+            batch_size: Windows per onnxruntime call (bounds memory; None: the plan's,
+                else 32).
             top_k: Answers per question.
             max_answer_length: Longest answer in tokens (default: the manifest's).
             handle_impossible: Allow "no answer" (``""``) as SQuAD 2.0 does; ``None``
@@ -217,7 +286,7 @@ class QAEngine:
         questions: str | Iterable[str],
         contexts: str | Iterable[str],
         *,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         top_k: int = 1,
         max_answer_length: int | None = None,
         handle_impossible: bool | None = None,
@@ -228,6 +297,7 @@ class QAEngine:
 
         Evaluation uses ``null_minus_best`` for the SQuAD 2.0 threshold search.
         """
+        batch_size = self.batch_size if batch_size is None else batch_size
         _positive_int("batch_size", batch_size)
         _positive_int("top_k", top_k)
         _positive_int("n_best", n_best)
@@ -319,30 +389,65 @@ class QAEngine:
         results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(windows)  # type: ignore[list-item]
         # Longest first, so a batch too big for memory fails at once, not at the end.
         for batch in plan_batches([len(w) for w in windows], limits):
-            outputs = self.run_batch([windows[i] for i in batch.indices], batch.width)
+            outputs = self.run_batch([windows[i] for i in batch.indices], batch.width, batch.rows)
             for index, output in zip(batch.indices, outputs, strict=True):
                 results[index] = output
         return results
 
     def batch_limits(
         self,
-        max_windows: int = 32,
+        max_windows: int = DEFAULT_BATCH_SIZE,
         max_tokens: int | None = None,
-        buckets: tuple[int, ...] | None = None,
+        buckets: tuple[int, ...] | None = _ENGINE_BUCKETS,
     ) -> BatchLimits:
         """The limits a batch of this engine may have (see :mod:`qa_engine.batching`).
 
-        A variant that is not batch-invariant runs one window per call at its own length
-        (no bucket padding either: padding tokens enter its per-call activation scales).
+        ``buckets`` defaults to :attr:`buckets`; batches pad their rows too when
+        :attr:`pad_rows`. A variant that is not batch-invariant runs one window per call
+        at its own length (no bucket padding either: padding tokens enter its per-call
+        activation scales).
         """
         if not self.batch_invariant:
             return BatchLimits(max_windows=1, max_tokens=None, buckets=None)
-        return BatchLimits(max_windows=max_windows, max_tokens=max_tokens, buckets=buckets)
+        if buckets is _ENGINE_BUCKETS:
+            buckets = self.buckets
+        return BatchLimits(
+            max_windows=max_windows,
+            max_tokens=max_tokens,
+            buckets=buckets,
+            pad_rows=self.pad_rows and buckets is not None,
+        )
+
+    def warm_up(
+        self, batch_size: int | None = None, shapes: Iterable[tuple[int, int]] | None = None
+    ) -> int:
+        """Run every batch shape offline calls of ``batch_size`` may use once, so none pays
+        OpenVINO's first-run compile in the middle of real work (each shape once per engine).
+
+        Args:
+            batch_size: Windows per call (None: :attr:`batch_size`).
+            shapes: ``(rows, width)`` pairs to run instead (the server passes its own).
+
+        Returns:
+            How many shapes ran now (0 without buckets, or when all were warm already).
+        """
+        if shapes is None:
+            limits = self.batch_limits(batch_size or self.batch_size)
+            shapes = limits.shapes() if limits.buckets else []
+        ran = 0
+        for rows, width in shapes:
+            if (rows, width) in self._warmed:
+                continue
+            self.run_batch(warmup_windows(rows, width, self.tokenizer.pad_id), width)
+            self._warmed.add((rows, width))
+            ran += 1
+        return ran
 
     def run_batch(
-        self, windows: Sequence[Window], width: int | None = None
+        self, windows: Sequence[Window], width: int | None = None, rows: int | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """One onnxruntime call on ``windows`` padded to ``width`` (default: the longest).
+        """One onnxruntime call on ``windows`` padded to ``width`` (default: the longest)
+        and to ``rows`` rows (default: one per window; copies of the last one fill up).
 
         Thread-safe; the serve batching core calls it from worker threads.
 
@@ -357,7 +462,8 @@ class QAEngine:
                 "window per call (see engine.batch_limits)"
             )
         width = max(len(w) for w in windows) if width is None else width
-        input_ids, attention, type_ids = pad_windows(windows, width, self.tokenizer.pad_id)
+        padded = list(windows) + [windows[-1]] * ((rows or 0) - len(windows))
+        input_ids, attention, type_ids = pad_windows(padded, width, self.tokenizer.pad_id)
         start, end = self.session.run(input_ids, attention, type_ids)  # (batch, seq) each
         return [
             (start[row, : len(w)].copy(), end[row, : len(w)].copy())

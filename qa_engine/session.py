@@ -53,6 +53,11 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def onnxruntime_version() -> str:
+    """The version of the installed onnxruntime build."""
+    return str(ort.__version__)
+
+
 def resolve_providers(
     device: str = "auto",
     providers: Sequence[ProviderSpec] | None = None,

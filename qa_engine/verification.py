@@ -60,7 +60,7 @@ def open_verified(
                 f"{engine.path}: this export has no self-check reference windows (written "
                 "before qa-engine recorded them), so its answers on "
                 f"{engine.session.providers[0]} are unverified; re-export to add them",
-                stacklevel=3,
+                stacklevel=4,
             )
         return Verdict(status, device, engine.session.providers, precision_of(engine))
     reference = SelfCheck.load(engine.path, summary)

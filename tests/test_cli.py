@@ -39,12 +39,13 @@ def run_cli_without(blocked: list[str], *args: str) -> subprocess.CompletedProce
     )
 
 
-def test_help_lists_the_six_subcommands() -> None:
+def test_help_lists_the_seven_subcommands() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for name in ("finetune", "export", "bench", "eval", "predict", "serve"):
+    names = {"finetune", "export", "bench", "eval", "predict", "serve", "tune"}
+    for name in names:
         assert name in result.output
-    assert set(COMMANDS) == {"finetune", "export", "bench", "eval", "predict", "serve"}
+    assert set(COMMANDS) == names
 
 
 def test_help_needs_no_torch() -> None:

@@ -14,12 +14,19 @@ def load_engine(export_dir: str, device: str, threads: int | None):
     from qa_engine.extras import require
 
     require("onnxruntime", "cpu")
+    import warnings
+
     from qa_engine.engine import QAEngine
+    from qa_engine.plan import PlanIgnored
 
     try:
-        engine = QAEngine.from_pretrained(export_dir, device=device, threads=threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PlanIgnored)  # said once, below
+            engine = QAEngine.from_pretrained(export_dir, device=device, threads=threads)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
+    if engine.plan_note is not None:  # a plan used, set aside or ignored (and why)
+        click.echo(engine.plan_note, err=True)
     click.echo(engine.self_check.summary(), err=True)  # the verdict, on stderr
     return engine
 
@@ -37,7 +44,6 @@ threads_option = click.option(
 batch_size_option = click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Windows per onnxruntime call.",
+    default=None,
+    help="Windows per onnxruntime call [default: the plan's (qa-engine tune), else 32].",
 )

@@ -87,7 +87,7 @@ def predict(
     device: str,
     threads: int | None,
     top_k: int,
-    batch_size: int,
+    batch_size: int | None,
     max_answer_length: int | None,
 ) -> None:
     """Answer questions with the torch-free runtime.
@@ -147,6 +147,7 @@ def predict(
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     examples = data.examples
+    engine.warm_up(batch_size)  # OpenVINO: every bucketed shape once, before the work
     results = engine.predict(
         [ex.question for ex in examples],
         [ex.context for ex in examples],
@@ -171,7 +172,7 @@ def _answer_corpus(
     out: str,
     device: str,
     threads: int | None,
-    batch_size: int,
+    batch_size: int | None,
     max_answer_length: int | None,
     ray_options: dict | None,
 ) -> None:
@@ -183,12 +184,15 @@ def _answer_corpus(
         corpus_format(out)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
-    options = AnswerOptions(batch_size=batch_size, max_answer_length=max_answer_length)
     try:
         if ray_options is None:
             from qa_engine.corpus.local import answer_file
 
-            summary = answer_file(load_engine(export_dir, device, threads), source, out, options)
+            engine = load_engine(export_dir, device, threads)
+            batch_size = batch_size or engine.batch_size  # the plan's when it has one
+            engine.warm_up(batch_size)
+            options = AnswerOptions(batch_size=batch_size, max_answer_length=max_answer_length)
+            summary = answer_file(engine, source, out, options)
         else:
             from qa_engine.extras import require
 
@@ -199,6 +203,9 @@ def _answer_corpus(
                 raise click.UsageError("with --ray, threads come from --cpus-per-actor")
             if device == "auto":  # per actor: its GPU if it asked for one, else CPU
                 device = "cuda" if ray_options["gpus_per_actor"] > 0 else "cpu"
+            options = AnswerOptions(
+                batch_size=batch_size or 32, max_answer_length=max_answer_length
+            )
             summary = answer_file_ray(
                 export_dir, source, out, options, RayOptions(device=device, **ray_options)
             )

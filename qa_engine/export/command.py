@@ -87,6 +87,12 @@ class ParityFailed(click.ClickException):
     help="fp32 parity gate on max |logit difference| vs PyTorch.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing export at OUT_DIR.")
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Then run qa-engine tune on OUT_DIR (questions of --calibration-file, else the "
+    "self-check windows) and write its per-machine plan there.",
+)
 def export(
     model_dir: str,
     out_dir: Path,
@@ -102,6 +108,7 @@ def export(
     opset: int | None,
     atol: float,
     force: bool,
+    tune: bool,
 ) -> None:
     """Export MODEL_DIR (fine-tuned dir or hub id) to a verified ONNX dir OUT_DIR.
 
@@ -162,3 +169,8 @@ def export(
         f"max|dlogit| {p['max_abs_logit_diff']:.2e}, answers agree "
         f"{p['answer_agreement']:.1%}, F1 delta {p['f1_delta']:+.2f}"
     )
+    if tune:
+        from qa_engine.tune.command import run_tune
+        from qa_engine.tune.search import TuneOptions
+
+        run_tune(Path(result.out_dir), TuneOptions(), data_path=calibration_file)

@@ -30,9 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
-from qa_engine.batching import length_buckets, plan_batches
+from qa_engine.batching import length_buckets, plan_batches, row_sizes, warmup_windows
 from qa_engine.decoding import DecodedQuestion, WindowLogits, decode_question
 from qa_engine.engine import _check_text
 from qa_engine.tokenization import Window
@@ -97,15 +95,6 @@ class _Item:
     question: int
     index: int
     window: Window
-
-
-def row_sizes(max_rows: int) -> tuple[int, ...]:
-    """Batch sizes a padded batch may have: powers of two up to, and ending at, max_rows."""
-    sizes, rows = [], 1
-    while rows < max_rows:
-        sizes.append(rows)
-        rows *= 2
-    return (*sizes, max_rows)
 
 
 class Batcher:
@@ -381,17 +370,14 @@ class Batcher:
         return [(rows, width) for width in widths for rows in row_sizes(self._max_rows(width))]
 
     def warm_up(self) -> int:
-        """Run each shape once (blocking; call it in a thread). Returns the shapes run."""
+        """Run each shape once (blocking; call it in a thread). Returns the shapes run.
+
+        The same warm-up batches as ``QAEngine.warm_up`` (:func:`batching.warmup_windows`).
+        """
         shapes = self.shapes()
         pad = self.engine.tokenizer.pad_id
         for rows, width in shapes:
-            window = Window(
-                np.full(width, pad, dtype=np.int64),
-                np.zeros(width, dtype=np.int64),
-                np.zeros((width, 2), dtype=np.int64),
-                np.zeros(width, dtype=bool),
-            )
-            self.engine.run_batch([window] * rows, width)
+            self.engine.run_batch(warmup_windows(rows, width, pad), width)
         return len(shapes)
 
 

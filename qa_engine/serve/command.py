@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 @click.option(
     "--max-batch-windows",
     type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Windows per onnxruntime call (a dynamic-int8 export always runs one).",
+    default=None,
+    help="Windows per onnxruntime call (a dynamic-int8 export always runs one) "
+    "[default: the plan's batch size (qa-engine tune), else 32].",
 )
 @click.option(
     "--max-wait-ms",
@@ -168,7 +168,7 @@ def serve(
     device: str,
     threads: int | None,
     max_batch_tokens: int,
-    max_batch_windows: int,
+    max_batch_windows: int | None,
     max_wait_ms: float,
     max_concurrent_requests: int,
     max_client_batch_size: int,
@@ -226,7 +226,7 @@ def serve(
             device=device,
             threads=threads,
             max_batch_tokens=max_batch_tokens,
-            max_batch_windows=max_batch_windows,
+            max_batch_windows=max_batch_windows or 32,
             max_wait_ms=max_wait_ms,
             max_concurrent_requests=max_concurrent_requests,
             max_client_batch_size=max_client_batch_size,
@@ -258,6 +258,10 @@ def serve(
         )
         return
     engine = load_engine(export_dir, device, threads)
+    if max_batch_windows is None and engine.plan is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, max_batch_windows=engine.plan.batch_size)
     app = create_app(engine, settings)
     config = uvicorn.Config(
         app,
