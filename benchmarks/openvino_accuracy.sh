@@ -8,7 +8,8 @@ TRAIN=${TRAIN:-../shared/data/squad-v1.1/train-v1.1.reconstructed.json.gz}
 OUT=${OUT:-runs/openvino-accuracy}
 N=${N:-10570}
 export HF_HUB_OFFLINE=1
-OV=.venv-openvino/bin/python
+# The README's install (make install) holds onnxruntime-openvino and NNCF.
+OV=.venv/bin/python
 MAIN=.venv/bin/python
 mkdir -p $OUT
 [[ -d $OUT/fp32 ]] || $OV -m qa_engine.cli export $M $OUT/fp32 --optimize none --parity-samples 32 2>&1 | tail -3

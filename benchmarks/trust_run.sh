@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-OV_PY=${OV_PY:-.venv-openvino/bin/python}
+OV_PY=${OV_PY:-.venv/bin/python}  # the README's install holds the OpenVINO build
 DATA=${DATA:-../shared/data/squad-v1.1}
 TRAIN=$DATA/train-v1.1.reconstructed.json.gz
 DEV=$DATA/dev-v1.1.json.gz

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The measurements behind README "Tune" (issue 19, parts 2 and 4), into benchmarks/results/tune/:
-#   1. qa-engine tune on an export in the CPU flavour (.venv) and the OpenVINO flavour
-#      (.venv-openvino), with SQuAD *train* questions;
+#   1. qa-engine tune on an export in plain onnxruntime (.venv-plain, `make test-plain`) and
+#      in the README's install, the OpenVINO build (.venv, `make install`), with SQuAD *train*
+#      questions;
 #   2. batch-1 p50/p95 on the OpenVINO provider with and without bucket warm-up
 #      (benchmarks/bucket_warmup_bench.py) on an unfused export (OpenVINO runs all of it).
 # Plans go to the results dir (--out), never into the export itself.
@@ -12,7 +13,7 @@ EXPORT=${1:?export dir (e.g. runs/demo/onnx-fp32-O2)}
 UNFUSED=${2:?unfused export dir for the OpenVINO bench (--optimize none)}
 BUDGET=${3:-120}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-MAIN=${MAIN:-/work/main}
+MAIN=${MAIN:-$HERE}
 TRAIN=${TRAIN:-/work/shared/data/squad-v1.1/train-v1.1.reconstructed.json.gz}
 OUT=${OUT:-$HERE/benchmarks/results/tune}
 mkdir -p "$OUT"
@@ -29,8 +30,8 @@ export PYTHONPATH=$HERE HF_HUB_OFFLINE=1
 
 # name:venv:export. OpenVINO also gets the unfused export: a fused (O1-O4) graph holds
 # onnxruntime-only operators, so OpenVINO runs only part of it.
-for run in "cpu:.venv:$EXPORT" "openvino:.venv-openvino:$EXPORT" \
-  "openvino-unfused:.venv-openvino:$UNFUSED"; do
+for run in "cpu:.venv-plain:$EXPORT" "openvino:.venv:$EXPORT" \
+  "openvino-unfused:.venv:$UNFUSED"; do
   IFS=: read -r name venv export <<< "$run"
   python=$MAIN/$venv/bin/python
   {
@@ -44,7 +45,7 @@ done
 
 {
   echo "# loadavg before: $(cat /proc/loadavg)"
-  "$MAIN/.venv-openvino/bin/python" "$HERE/benchmarks/bucket_warmup_bench.py" "$UNFUSED" \
+  "$MAIN/.venv/bin/python" "$HERE/benchmarks/bucket_warmup_bench.py" "$UNFUSED" \
     --data "$TRAIN" --device openvino:f32 --threads 2 --questions "${QUESTIONS:-200}" \
     --out "$OUT/bucket-warmup-openvino.json" 2>&1 | grep -v -e 'Warning' -e 'warnings.warn'
   echo "# loadavg after: $(cat /proc/loadavg)"
