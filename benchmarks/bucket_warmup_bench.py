@@ -10,9 +10,9 @@ included):
   ``length_buckets``, the batch-1 shapes warmed at load.
 
 A few other questions are asked first (not timed) in both modes. Run it in the
-environment of the provider (``.venv-openvino`` for OpenVINO)::
+environment of the provider (``.venv``, the README's install, for OpenVINO)::
 
-    .venv-openvino/bin/python benchmarks/bucket_warmup_bench.py EXPORT_DIR \\
+    .venv/bin/python benchmarks/bucket_warmup_bench.py EXPORT_DIR \\
         --data /work/shared/data/squad-v1.1/train-v1.1.reconstructed.json.gz \\
         --device openvino:f32 --threads 2 --questions 200 --out result.json
 """
