@@ -9,15 +9,20 @@ from __future__ import annotations
 import click
 
 
-def load_engine(export_dir: str, device: str, threads: int | None):
-    """Load a :class:`~qa_engine.engine.QAEngine`, turning load errors into clean CLI errors."""
+def load_engine(export_dir: str, device: str, threads: int | None, *, spinning: bool = True):
+    """Load a :class:`~qa_engine.engine.QAEngine`, turning load errors into clean CLI errors.
+
+    ``spinning``: onnxruntime's idle threads spin between calls (see ``QAEngine``).
+    """
     from qa_engine.extras import require
 
     require("onnxruntime", "cpu")
     from qa_engine.engine import QAEngine
 
     try:
-        engine = QAEngine.from_pretrained(export_dir, device=device, threads=threads)
+        engine = QAEngine.from_pretrained(
+            export_dir, device=device, threads=threads, spinning=spinning
+        )
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(engine.self_check.summary(), err=True)  # the verdict, on stderr
