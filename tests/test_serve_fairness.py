@@ -371,3 +371,49 @@ def test_serve_flags_reach_the_settings_and_the_engine(tmp_path, monkeypatch) ->
     assert settings.spinning is False and seen["spinning"] is False
     settings = serve()
     assert settings == ServeSettings(port=8000, device="auto", warmup=True)
+
+
+# ---------------------------------------------------------------- the load bench
+def test_long_pair_joins_distinct_contexts_to_the_size() -> None:
+    from qa_engine.bench.load import long_pair
+
+    question, context = long_pair("who?", ["alpha beta gamma", "delta epsilon"] * 3, 70)
+    assert question == "who?" and len(context) <= 70
+    assert context.startswith("alpha beta gamma\n\ndelta epsilon\n\nalpha beta gamma")
+
+
+def test_mixed_load_reports_ordinary_requests_apart_and_answers_the_long_one(engine) -> None:
+    import threading
+
+    import uvicorn
+
+    from qa_engine.bench.load import run_load
+    from tests.ports import free_port
+
+    port = free_port()
+    app = create_app(engine, ServeSettings(warmup=False, max_request_batch_tokens=96))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            threading.Event().wait(0.05)
+        pairs = [(SHORT["question"], SHORT["context"]), ("who was born?", words(30, seed=9))]
+        level = run_load(
+            f"http://127.0.0.1:{port}/",
+            pairs,
+            concurrency=4,
+            requests=41,
+            long_pairs=[(LONG["question"], LONG["context"])],
+            long_fraction=0.01,
+            long_lead_s=0.2,
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert level["sent"] == 40 and level["answered"] == 40  # the ordinary requests alone
+    long = level["long"]
+    assert long["sent"] == 1 and long["statuses"] == {"200": 1}
+    assert long["chars"] == [len(LONG["context"])]
+    (result,) = long["results"]
+    assert_same(got(result), expected(engine, LONG, 1))
