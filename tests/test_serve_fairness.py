@@ -139,10 +139,20 @@ def test_context_tokens_of_windows_equal_the_tokenizers_count(engine) -> None:
         counted = tokenizer.count_context_tokens(context)
         windows = tokenizer.encode("who was it?", context)
         assert context_tokens(windows, tokenizer.doc_stride) == counted
-        # Counting with a ceiling stops on a prefix: over the ceiling, never over the whole.
-        ceiling = counted // 3
-        partial = tokenizer.count_context_tokens(context, stop_after=ceiling)
-        assert ceiling < partial <= counted or (n == 5 and partial == counted)
+
+
+def test_counting_with_a_ceiling_stops_early_with_a_lower_bound(engine) -> None:
+    tokenizer = engine.tokenizer
+    # Many words: their count alone passes the ceiling.
+    context = words(700, seed=5)
+    assert tokenizer.count_context_tokens(context, stop_after=100) == 700
+    # Few whitespace-separated words of many tokens each: a prefix is tokenized.
+    rng = random.Random(6)
+    context = " ".join(",".join(rng.choice(WORDS) for _ in range(10)) for _ in range(80))
+    counted = tokenizer.count_context_tokens(context)
+    partial = tokenizer.count_context_tokens(context, stop_after=300)
+    assert 300 < partial < counted  # over the ceiling, from a prefix only
+    assert tokenizer.count_context_tokens(context, stop_after=counted) == counted
 
 
 def test_over_the_context_limit_is_413_naming_the_limit_and_size_before_any_window(engine):
