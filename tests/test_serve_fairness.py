@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -131,6 +132,55 @@ def test_a_short_request_behind_a_long_one_is_answered_first_and_both_equal_pred
         )
 
 
+class SlowLongTokenizer:
+    """The engine's tokenizer, holding every context over 1,000 characters until released."""
+
+    def __init__(self, tokenizer) -> None:
+        self._tokenizer = tokenizer
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str):
+        return getattr(self._tokenizer, name)
+
+    def encode_batch(self, questions, contexts):
+        if max(len(c) for c in contexts) > 1000 and not self.release.wait(timeout=30):
+            raise TimeoutError("test never released the long tokenization")
+        return self._tokenizer.encode_batch(questions, contexts)
+
+
+def test_ordinary_requests_never_wait_behind_a_long_ones_tokenization(engine, monkeypatch):
+    import qa_engine.serve.batcher as batcher_module
+
+    monkeypatch.setattr(batcher_module, "LONG_REQUEST_CHARS", 1000)
+    slow = SlowLongTokenizer(engine.tokenizer)
+    wrapped = SimpleNamespace(
+        tokenizer=slow,
+        manifest=engine.manifest,
+        batch_limits=engine.batch_limits,
+        run_batch=engine.run_batch,
+    )
+
+    async def main():
+        batcher = Batcher(wrapped, workers=2)
+        await batcher.start()
+        longs = [
+            asyncio.create_task(batcher.submit([LONG["question"]], [LONG["context"]]))
+            for _ in range(3)  # more than the 2 ordinary workers
+        ]
+        await asyncio.sleep(0.05)
+        short = await asyncio.wait_for(batcher.submit([SHORT["question"]], [SHORT["context"]]), 20)
+        still_waiting = sum(not t.done() for t in longs)
+        slow.release.set()
+        await asyncio.gather(*longs)
+        await batcher.close()
+        return short[0], still_waiting
+
+    short, still_waiting = run(main())
+    assert still_waiting == 3  # answered while all three long ones were still tokenizing
+    answer = short.answers[0]
+    assert_same([(answer.text, answer.start, answer.end, answer.score)], expected(engine, SHORT, 1))
+
+
 # ---------------------------------------------------------------- per-request limits
 def test_context_tokens_of_windows_equal_the_tokenizers_count(engine) -> None:
     tokenizer = engine.tokenizer
@@ -156,7 +206,8 @@ def test_counting_with_a_ceiling_stops_early_with_a_lower_bound(engine) -> None:
 
 
 def test_over_the_context_limit_is_413_naming_the_limit_and_size_before_any_window(engine):
-    many = [{"question": "who?", "context": words(60, seed=s)} for s in range(3)]
+    # Commas make each word two tokens: the word count alone does not settle it.
+    many = [{"question": "who?", "context": words(60, seed=s).replace(" ", ", ")} for s in range(3)]
     per_pair = [engine.tokenizer.count_context_tokens(p["context"]) for p in many]
     limit = sum(per_pair) - 1  # each pair fits alone; together they do not
 
