@@ -151,6 +151,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="ordinary requests per run")
     parser.add_argument("--long-chars", type=int, default=1_000_000)
     parser.add_argument("--over-limit", type=int, default=20, help="over-limit requests sent")
+    parser.add_argument("--over-limit-chars", type=int, default=1_000_000)
     parser.add_argument("--give-up-chars", type=int, default=120_000)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--soak", type=int, default=2000, help="0 skips the soak")
@@ -168,6 +169,7 @@ def main() -> None:
     contexts = [ex.context for ex in squad]
     long_request = long_pair(examples[0].question, contexts, args.long_chars)
     give_up_request = long_pair(examples[1].question, contexts, args.give_up_chars)
+    over_request = long_pair(examples[2].question, contexts, args.over_limit_chars)
     default_spinning = ServeSettings().spinning
     results: dict = {
         **results_header(args.threads),
@@ -211,7 +213,7 @@ def main() -> None:
                 pairs,
                 concurrency=ORDINARY_CLIENTS,
                 requests=args.requests + args.over_limit,
-                long_pairs=[long_request],
+                long_pairs=[over_request],
                 long_fraction=fraction,
                 long_lead_s=0.0,
             ),

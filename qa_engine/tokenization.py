@@ -182,16 +182,16 @@ class QATokenizer:
         Args:
             context: The context text.
             stop_after: Stop as soon as the count is known to pass this, with a lower
-                bound: first its whitespace-separated words (each is at least one token,
-                bar a word made only of characters the normaliser drops), counted at C
-                speed; else a prefix of the text, cut at whitespace, is tokenized, so
-                refusing a huge context never costs tokenizing all of it.
+                bound: first by its whitespace-separated words (each is at least one
+                token, bar a word made only of characters the normaliser drops; split no
+                further than ``stop_after + 1``, so this returns ``stop_after + 1``), else
+                by tokenizing a prefix cut at whitespace, never the whole text.
 
         Returns:
             The count (exact unless it is over ``stop_after``).
         """
         if stop_after is not None:
-            words = len(context.split())
+            words = len(context.split(maxsplit=stop_after))  # at most stop_after + 1
             if words > stop_after:
                 return words
         clean = _LONE_SURROGATE.sub("\ufffd", context)

@@ -195,7 +195,7 @@ def test_counting_with_a_ceiling_stops_early_with_a_lower_bound(engine) -> None:
     tokenizer = engine.tokenizer
     # Many words: their count alone passes the ceiling.
     context = words(700, seed=5)
-    assert tokenizer.count_context_tokens(context, stop_after=100) == 700
+    assert tokenizer.count_context_tokens(context, stop_after=100) == 101
     # Few whitespace-separated words of many tokens each: a prefix is tokenized.
     rng = random.Random(6)
     context = " ".join(",".join(rng.choice(WORDS) for _ in range(10)) for _ in range(80))
