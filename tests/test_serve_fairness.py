@@ -278,6 +278,23 @@ def test_a_cancelled_request_drops_its_waiting_windows_and_metrics_count_them(en
     assert _metric(metrics, "qa_dropped_windows_total") == dropped
 
 
+def test_a_failed_request_leaves_no_windows_behind(engine) -> None:
+    class Failing(GatedEngine):
+        def run_batch(self, windows, width=None):
+            raise RuntimeError("engine failure")
+
+    async def main():
+        batcher = Batcher(Failing(engine), max_batch_tokens=480, max_request_batch_tokens=96)
+        await batcher.start()
+        with pytest.raises(RuntimeError, match="engine failure"):
+            await batcher.submit([LONG["question"]], [LONG["context"]])
+        depth = batcher.queue_depth
+        await batcher.close()
+        return depth
+
+    assert run(main()) == 0
+
+
 def test_a_client_that_disconnects_stops_costing_compute(engine) -> None:
     gated = GatedEngine(engine)
     windows = len(engine.tokenizer.encode(LONG["question"], LONG["context"]))

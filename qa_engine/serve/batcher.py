@@ -17,10 +17,11 @@ window's logits do not depend on what shares its batch (a variant for which they
 dynamic int8, gets one window per call from ``engine.batch_limits``), so every request
 gets what ``QAEngine.predict`` gives it alone.
 
-Per-request limits are refused before any window runs (``max_context_tokens``, checked on
-a prefix first, so refusing a huge document costs about the limit's worth of
-tokenization), and a request whose caller stops waiting (cancelled: a client that left,
-a timeout) has its waiting windows dropped at once.
+Per-request limits are refused before any window runs (``max_context_tokens``: by a word
+count first, then on a prefix, so refusing a huge document never costs tokenizing it);
+a request whose caller stops waiting (cancelled: a client that left, a timeout) or that
+failed has its waiting windows dropped at once. Requests over ``LONG_REQUEST_CHARS`` are
+tokenized and decoded on a thread of their own, so ordinary ones never queue behind them.
 
 Knows nothing of HTTP: the FastAPI app and a Ray Serve replica both call
 :meth:`Batcher.submit`. Stage timings go to an optional :class:`BatchObserver`.
@@ -293,7 +294,7 @@ class Batcher:
             if self.observer is not None:
                 self.observer.on_request(entry.timings)
             return decoded
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled (client gone, timeout) or failed: run nothing more
             if entry is not None:
                 self._drop(entry)
             raise

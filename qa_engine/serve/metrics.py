@@ -48,7 +48,7 @@ class ServeMetrics:
         )
         self.dropped_windows = Counter(
             "qa_dropped_windows",
-            "Windows dropped unrun: their request was cancelled (client left, timeout).",
+            "Windows dropped unrun: their request was cancelled (client left, timeout) or failed.",
             registry=r,
         )
         self.ready = Gauge("qa_ready", "1 when warmed up and not draining.", registry=r)
