@@ -176,6 +176,35 @@ class QATokenizer:
             out.append([self._window(enc, context, snap) for enc in (first, *first.overflowing)])
         return out
 
+    def count_context_tokens(self, context: str, stop_after: int | None = None) -> int:
+        """Tokens of ``context`` alone (no special tokens): what its windows hold, overlap aside.
+
+        Args:
+            context: The context text.
+            stop_after: Stop as soon as the count is known to pass this, with a lower
+                bound: first by its whitespace-separated words (each is at least one
+                token, bar a word made only of characters the normaliser drops; split no
+                further than ``stop_after + 1``, so this returns ``stop_after + 1``), else
+                by tokenizing a prefix cut at whitespace, never the whole text.
+
+        Returns:
+            The count (exact unless it is over ``stop_after``).
+        """
+        if stop_after is not None:
+            words = len(context.split(maxsplit=stop_after))  # at most stop_after + 1
+            if words > stop_after:
+                return words
+        clean = _LONE_SURROGATE.sub("\ufffd", context)
+        size = len(clean) if stop_after is None else _CHARS_PER_TOKEN_GUESS * (stop_after + 1)
+        while True:
+            cut = _whitespace_before(clean, size)
+            # encode_batch releases the GIL: the event loop keeps serving meanwhile.
+            encoding = self._single.encode_batch([clean[:cut]], add_special_tokens=False)[0]
+            count = len(encoding.ids)
+            if cut >= len(clean) or (stop_after is not None and count > stop_after):
+                return count
+            size = 2 * cut
+
     def _fit_questions(self, questions: Sequence[str]) -> list[str]:
         # run_qa strips leading whitespace: some tokenizers would spend tokens on it.
         fitted = [_LONE_SURROGATE.sub("\ufffd", q.lstrip()) for q in questions]
@@ -218,6 +247,24 @@ class QATokenizer:
                 offsets[i, 0] = snap_start(context, int(offsets[i, 0]))
                 offsets[i, 1] = snap_end(context, int(offsets[i, 1]))
         return Window(ids, type_ids, offsets, context_mask)
+
+
+# Characters per token to try first when counting a prefix (English runs 4 to 5 per
+# WordPiece token, so the first prefix usually settles it; a wrong guess only doubles).
+_CHARS_PER_TOKEN_GUESS = 6
+_WHITESPACE = re.compile(r"\s")
+
+
+def _whitespace_before(text: str, size: int) -> int:
+    """Where to cut ``text`` near ``size`` so that no word is split (pre-tokenizers split
+    at whitespace, so a prefix cut there tokenizes to a prefix of the whole's tokens).
+    The whole length when ``size`` reaches it or no whitespace comes before it."""
+    if size >= len(text):
+        return len(text)
+    for cut in range(size, max(0, size - 1000), -1):  # words are short; give up after 1,000
+        if _WHITESPACE.match(text, cut):
+            return cut
+    return len(text)
 
 
 def _pad_id(tokenizer: Tokenizer) -> int:

@@ -27,7 +27,13 @@ pytestmark = pytest.mark.slow  # a Ray start and Serve deployments
 KEY = "test-key"
 CONTEXT = "the city of a river was built in 1200 by the king. the museum is old. " * 3
 QUESTIONS = ["who built the city?", "when was it built?", "what is old?", "where is the river?"]
-SETTINGS = {"device": "cpu", "api_key": KEY, "max_client_batch_size": 4, "max_request_bytes": 4096}
+SETTINGS = {
+    "device": "cpu",
+    "api_key": KEY,
+    "max_client_batch_size": 4,
+    "max_request_bytes": 4096,
+    "max_context_tokens": 1000,
+}
 AUTH = {"Authorization": f"Bearer {KEY}"}
 REQUEST_TIMEOUT_S = 20
 
@@ -95,6 +101,7 @@ def test_answers_equal_engine_predict(url, engine):
 
 
 # (body, headers) pairs covering every status code of `qa-engine serve` but 429/503.
+OVER_CONTEXT = {"inputs": {"question": "who?", "context": "a, " * 1200}}  # 2,400 tokens
 CASES = [
     (b"{not json", AUTH),
     ({"inputs": {"question": "  ", "context": CONTEXT}}, AUTH),
@@ -103,6 +110,7 @@ CASES = [
     ({"inputs": {"question": "who?", "context": CONTEXT}, "parameters": {"top_k": 0}}, AUTH),
     ({"inputs": [{"question": "who?", "context": "x"}] * 5}, AUTH),  # over the client batch
     ({"inputs": {"question": "who?", "context": "x" * 5000}}, AUTH),  # over the body limit
+    (OVER_CONTEXT, AUTH),
     ({"inputs": {"question": "who?", "context": CONTEXT}}, {}),  # no key
     ({"inputs": {"question": "who?", "context": CONTEXT}}, {"Authorization": "Bearer nope"}),
     (b"\xff\xfe broken utf-8", AUTH),
@@ -123,6 +131,8 @@ def test_error_codes_equal_qa_engine_serve(url, engine):
             got = post(url, body, headers)
             assert (got.status_code, got.json()) == (want.status_code, want.json()), body
             assert want.status_code in (401, 413, 422)
+            if body is OVER_CONTEXT:  # the replica applies the per-request limit
+                assert got.json()["limit"] == {"max_context_tokens": 1000}
 
 
 def _burst(url: str, n: int, path: str) -> list[int]:

@@ -422,5 +422,9 @@ def test_serve_help_explains_every_option_without_importing_fastapi() -> None:
         "--api-key",
         "QA_ENGINE_API_KEY",
         "--no-warmup",
+        "--max-context-tokens",
+        "--max-request-batch-tokens",
+        "--request-timeout",
+        "--spinning / --no-spinning",
     ):
         assert option in out.stdout

@@ -79,6 +79,23 @@ def _command_line(ctx: click.Context) -> str:
     show_default=True,
     help="With --url: requests per concurrency level.",
 )
+@click.option(
+    "--long-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="With --url: this fraction of the requests (at least one) asks about one long "
+    "document, sent by one more client from the start, the others a second later; the "
+    "ordinary requests' latency is reported apart.",
+)
+@click.option(
+    "--long-chars",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="With --url and --long-fraction: characters of the long document (the data's "
+    "contexts joined).",
+)
 @click.option("--api-key", envvar="QA_ENGINE_API_KEY", default=None, help="With --url: bearer key.")
 @click.option(
     "--data",
@@ -158,6 +175,8 @@ def bench(
     urls: tuple[str, ...],
     concurrency: tuple[int, ...],
     n_requests: int,
+    long_fraction: float,
+    long_chars: int,
     api_key: str | None,
     data: str,
     samples: int | None,
@@ -186,7 +205,16 @@ def bench(
         from qa_engine.bench.load_command import run_url_bench
 
         run_url_bench(
-            click.get_current_context(), urls, data, samples, concurrency, n_requests, api_key, out
+            click.get_current_context(),
+            urls,
+            data,
+            samples,
+            concurrency,
+            n_requests,
+            api_key,
+            out,
+            long_fraction=long_fraction,
+            long_chars=long_chars,
         )
         return
     if not models:

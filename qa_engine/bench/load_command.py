@@ -17,19 +17,39 @@ def parse_url(value: str) -> tuple[str, str]:
     return name, url
 
 
-def run_url_bench(ctx, urls, data, samples, concurrency, n_requests, api_key, out) -> dict:
-    """Every endpoint, every concurrency level, on the first ``samples`` questions."""
+def run_url_bench(
+    ctx,
+    urls,
+    data,
+    samples,
+    concurrency,
+    n_requests,
+    api_key,
+    out,
+    long_fraction: float = 0.0,
+    long_chars: int = 1_000_000,
+) -> dict:
+    """Every endpoint, every concurrency level, on the first ``samples`` questions.
+
+    ``long_fraction``: that fraction of each level's requests asks about one document of
+    ``long_chars`` characters (the data's contexts joined); the ordinary requests'
+    figures are reported apart (see :mod:`qa_engine.bench.load`).
+    """
     from qa_engine.bench.command import _command_line
     from qa_engine.bench.environment import collect_environment
-    from qa_engine.bench.load import run_load, wait_ready
+    from qa_engine.bench.load import long_pair, run_load, wait_ready
     from qa_engine.bench.load_report import SCHEMA, load_table, write_load_reports
     from qa_engine.data import load_squad
 
     endpoints = [parse_url(u) for u in urls]
-    examples = load_squad(data).examples[: samples or n_requests]
+    everything = load_squad(data).examples
+    examples = everything[: samples or n_requests]
     if not examples:
         raise click.ClickException(f"{data}: no questions")
     pairs = [(ex.question, ex.context) for ex in examples]
+    long_pairs = []
+    if long_fraction:
+        long_pairs = [long_pair(examples[0].question, [e.context for e in everything], long_chars)]
     results = {
         "schema": SCHEMA,
         "created": None,
@@ -40,6 +60,8 @@ def run_url_bench(ctx, urls, data, samples, concurrency, n_requests, api_key, ou
             "samples": len(examples),
             "requests": n_requests,
             "concurrency": list(concurrency),
+            "long_fraction": long_fraction,
+            "long_chars": long_chars if long_fraction else None,
         },
         "endpoints": [],
     }
@@ -59,6 +81,8 @@ def run_url_bench(ctx, urls, data, samples, concurrency, n_requests, api_key, ou
                 requests=n_requests,
                 api_key=api_key,
                 examples=examples,
+                long_pairs=long_pairs,
+                long_fraction=long_fraction,
             )
             levels.append(level)
         results["endpoints"].append({"name": name, "url": url, "levels": levels})

@@ -60,6 +60,22 @@ def render_load_markdown(results: dict[str, Any]) -> str:
         "",
         load_table(results),
     ]
+    mixed = [
+        (endpoint["name"], level)
+        for endpoint in results["endpoints"]
+        for level in endpoint["levels"]
+        if level.get("long")
+    ]
+    if mixed:
+        lines += ["", "Mixed levels: the row is the ordinary requests alone; beside them:", ""]
+        for name, level in mixed:
+            long = level["long"]
+            seconds = ", ".join(f"{s:.1f} s" for s in long["seconds"])
+            lines.append(
+                f"- {name}, {level['concurrency']} clients: {long['sent']} long request(s) of "
+                f"{max(long['chars']):,} characters, statuses {long['statuses']}, {seconds}; "
+                f"in flight throughout: {long['in_flight_throughout']}"
+            )
     for section in ("offline", "burst", "soak", "targets"):
         if results.get(section) is not None:
             lines += ["", f"## {section.capitalize()}", "", "```json"]

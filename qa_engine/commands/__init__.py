@@ -9,8 +9,11 @@ from __future__ import annotations
 import click
 
 
-def load_engine(export_dir: str, device: str, threads: int | None):
-    """Load a :class:`~qa_engine.engine.QAEngine`, turning load errors into clean CLI errors."""
+def load_engine(export_dir: str, device: str, threads: int | None, *, spinning: bool = True):
+    """Load a :class:`~qa_engine.engine.QAEngine`, turning load errors into clean CLI errors.
+
+    ``spinning``: onnxruntime's idle threads spin between calls (see ``QAEngine``).
+    """
     from qa_engine.extras import require
 
     require("onnxruntime", "cpu")
@@ -22,7 +25,9 @@ def load_engine(export_dir: str, device: str, threads: int | None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PlanIgnored)  # said once, below
-            engine = QAEngine.from_pretrained(export_dir, device=device, threads=threads)
+            engine = QAEngine.from_pretrained(
+                export_dir, device=device, threads=threads, spinning=spinning
+            )
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
     if engine.plan_note is not None:  # a plan used, set aside or ignored (and why)

@@ -23,9 +23,7 @@ from typing import Any
 from ray import serve
 
 from qa_engine.ray.batch import actor_threads
-
-# Seconds Ray's proxy gives a request before answering 408 (Serve's own default: no limit).
-REQUEST_TIMEOUT_S = 60.0
+from qa_engine.serve.settings import REQUEST_TIMEOUT_S
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,16 @@
 ``create_app(engine, settings)`` is all a host needs (uvicorn here, a Ray Serve
 deployment elsewhere). Routes: ``POST /`` and ``POST /predict`` (the Hugging Face
 Inference API contract), ``GET /health``, ``/ready``, ``/info``, ``/metrics`` and the
-OpenAPI docs (``/docs``). Bad input is never a 500.
+OpenAPI docs (``/docs``). Bad input is never a 500. A client that disconnects before its
+answer stops costing compute: its request is cancelled and its waiting windows dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+from collections.abc import Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,6 +25,8 @@ from qa_engine.serve.schemas import ApiError, QAAnswer, QARequest, parse_request
 from qa_engine.serve.service import Service
 from qa_engine.serve.settings import ServeSettings
 
+# nginx's status for "the client closed the connection before the answer" (never sent).
+CLIENT_CLOSED = 499
 ROUTES = ("/", "/predict", "/health", "/ready", "/info", "/metrics", "/docs", "/openapi.json")
 
 
@@ -81,6 +86,34 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class ClientLeft(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def _unless_client_leaves(work: Awaitable[Any], receive: Receive) -> Any:
+    """``work``'s result, or ClientLeft once the client disconnects (``work`` is cancelled).
+
+    Called once the body is read: the next ASGI message is then ``http.disconnect``,
+    which the server sends when the client goes (or after the response is sent).
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(receive())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the host cancelled the request (Ray Serve does)
+        task.cancel()
+        watcher.cancel()
+        raise
+    if task.done():
+        watcher.cancel()
+        return task.result()
+    if watcher.result().get("type") != "http.disconnect":
+        return await task  # not a disconnect: nothing more to watch
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise ClientLeft
+
+
 def create_app(
     engine: Any, settings: ServeSettings | None = None, *, warm_before_startup: bool = False
 ) -> FastAPI:
@@ -131,9 +164,12 @@ def create_app(
                 max_top_k=settings.max_top_k,
                 geometry=service.geometry(),
             )
-            return SafeJSONResponse(await service.answer(parsed))
+            answer = await _unless_client_leaves(service.answer(parsed), request.receive)
+            return SafeJSONResponse(answer)
         except ApiError as err:
             return _error(err, retry_after)
+        except ClientLeft:
+            return Response(status_code=CLIENT_CLOSED)
         finally:
             service.release()
 
@@ -150,10 +186,14 @@ def create_app(
                 "content": {"application/json": {"schema": QAAnswer.model_json_schema()}},
             },
             401: {"description": "API key missing or wrong"},
-            413: {"description": "Body or client batch over the limit"},
+            413: {
+                "description": "Body, client batch or context tokens over the limit; the "
+                "body names the limit and the request's size"
+            },
             422: {"description": "Malformed body; the message names the field"},
             429: {"description": "Over --max-concurrent-requests (see Retry-After)"},
             503: {"description": "Draining"},
+            504: {"description": "Not answered within --request-timeout"},
         },
     }
     app.add_api_route("/", predict, methods=["POST"], summary="Answer (Inference API)", **docs)

@@ -5,8 +5,10 @@ Hand-written because no library does this: serving batchers (Ray Serve's
 request is a variable number of windows (one per 48 to 384 tokens of context), and the
 cost of an onnxruntime call is its padded tokens, not its request count. So the unit
 here is the window: every request is tokenized (in a worker thread, so the next batch
-tokenizes while the current one runs), its windows join one FIFO queue, and one
-background task takes windows off the front under ``max_batch_tokens`` /
+tokenizes while the current one runs), its windows join the fair queue
+(:class:`~qa_engine.serve.scheduler.FairQueue`: round-robin by request, at most one chunk
+of a request per batch, so a long document never stalls the requests behind it), and one
+background task takes batches from it under ``max_batch_tokens`` /
 ``max_batch_windows``, groups them by length with the one batching rule
 (:func:`qa_engine.batching.plan_batches`, padded to length buckets), runs them on a single
 inference thread (the event loop keeps accepting meanwhile) and hands each request its
@@ -14,6 +16,12 @@ own logits back; each request is then decoded on its own with the one decoder. A
 window's logits do not depend on what shares its batch (a variant for which they would,
 dynamic int8, gets one window per call from ``engine.batch_limits``), so every request
 gets what ``QAEngine.predict`` gives it alone.
+
+Per-request limits are refused before any window runs (``max_context_tokens``: by a word
+count first, then on a prefix, so refusing a huge document never costs tokenizing it);
+a request whose caller stops waiting (cancelled: a client that left, a timeout) or that
+failed has its waiting windows dropped at once. Requests over ``LONG_REQUEST_CHARS`` are
+tokenized and decoded on a thread of their own, so ordinary ones never queue behind them.
 
 Knows nothing of HTTP: the FastAPI app and a Ray Serve replica both call
 :meth:`Batcher.submit`. Stage timings go to an optional :class:`BatchObserver`.
@@ -24,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,14 +40,38 @@ from typing import Any, Protocol
 from qa_engine.batching import length_buckets, plan_batches, row_sizes, warmup_windows
 from qa_engine.decoding import DecodedQuestion, WindowLogits, decode_question
 from qa_engine.engine import _check_text
+from qa_engine.serve.scheduler import FairQueue, QueuedWindow
 from qa_engine.tokenization import Window
 
 # Sentinel for "use the engine's length buckets" (None means no buckets).
 DEFAULT_BUCKETS: Any = "default"
+# Requests with more context characters than this are tokenized and decoded on a thread
+# of their own (seconds of CPU for a megabyte), so ordinary requests never queue behind them.
+LONG_REQUEST_CHARS = 100_000
 
 
 class Draining(RuntimeError):
     """The batcher is shutting down and admits no new work."""
+
+
+class RequestTooLarge(Exception):
+    """A request's contexts hold more tokens than ``max_context_tokens``.
+
+    Attributes:
+        limit: The limit, in context tokens per request.
+        tokens: Context tokens counted (a lower bound when ``exact`` is False: counting
+            stopped once past the limit).
+        exact: Whether ``tokens`` is the whole request's count.
+        characters: Characters of the request's contexts.
+    """
+
+    def __init__(self, limit: int, tokens: int, exact: bool, characters: int) -> None:
+        self.limit, self.tokens, self.exact, self.characters = limit, tokens, exact, characters
+        size = f"{tokens:,}" if exact else f"at least {tokens:,}"
+        super().__init__(
+            f"contexts of {size} tokens ({characters:,} characters), over the limit of "
+            f"{limit:,} context tokens per request"
+        )
 
 
 @dataclass(frozen=True)
@@ -72,8 +103,10 @@ class BatchObserver(Protocol):
 
     def on_request(self, timings: Timings) -> None: ...
 
+    def on_dropped(self, windows: int) -> None: ...
 
-@dataclass
+
+@dataclass(eq=False)  # hashed by identity: the fair queue's key
 class _Entry:
     """One submitted request: its windows, the logits as they come back, its timings."""
 
@@ -85,16 +118,6 @@ class _Entry:
     enqueued: float = 0.0
     first_run: float | None = None
     timings: Timings = field(default_factory=Timings)
-
-
-@dataclass
-class _Item:
-    """One queued window: which request, which question and window it belongs to."""
-
-    entry: _Entry
-    question: int
-    index: int
-    window: Window
 
 
 class Batcher:
@@ -109,6 +132,10 @@ class Batcher:
         buckets: Padded widths (default: ``length_buckets(max_seq_length)``; None: none).
         pad_rows: Also pad each batch's rows up to one of :func:`row_sizes`, so only
             warmed-up shapes ever run (worth it on OpenVINO; wasted work elsewhere).
+        max_request_batch_tokens: Padded tokens one request may take of one batch (None:
+            the whole batch): the most a request arriving behind a long one waits for.
+        max_context_tokens: Context tokens one request may hold (None: no limit); more
+            raises :class:`RequestTooLarge` before any window runs.
         observer: Gets per-batch and per-request measurements.
         workers: Threads for tokenization and decoding (default: the cores, at least 2).
     """
@@ -122,6 +149,8 @@ class Batcher:
         max_wait_ms: float = 2.0,
         buckets: tuple[int, ...] | None = DEFAULT_BUCKETS,
         pad_rows: bool = False,
+        max_request_batch_tokens: int | None = None,
+        max_context_tokens: int | None = None,
         observer: BatchObserver | None = None,
         workers: int | None = None,
     ) -> None:
@@ -133,9 +162,13 @@ class Batcher:
         self.max_batch_windows = max_batch_windows
         self.max_wait_s = max_wait_ms / 1000.0
         self.pad_rows = pad_rows
+        self.max_context_tokens = max_context_tokens
         self.observer = observer
         self._workers = workers or max(2, len(os.sched_getaffinity(0)))
-        self._queue: deque[_Item] = deque()
+        self._queue = FairQueue(
+            self.limits, max_batch_tokens, max_batch_windows, max_request_batch_tokens
+        )
+        self.dropped_windows = 0
         self._tokenizing = 0
         self._inflight = 0
         self._closing = False
@@ -144,6 +177,7 @@ class Batcher:
         self._idle: asyncio.Event | None = None
         self._infer_pool: ThreadPoolExecutor | None = None
         self._cpu_pool: ThreadPoolExecutor | None = None
+        self._long_pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -153,6 +187,7 @@ class Batcher:
         # One inference thread: onnxruntime already uses every core inside one call.
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="qa-infer")
         self._cpu_pool = ThreadPoolExecutor(self._workers, thread_name_prefix="qa-cpu")
+        self._long_pool = ThreadPoolExecutor(1, thread_name_prefix="qa-long")
         self._wake, self._idle = asyncio.Event(), asyncio.Event()
         self._idle.set()
         self._task = asyncio.get_running_loop().create_task(self._batch_loop(), name="qa-batcher")
@@ -169,7 +204,7 @@ class Batcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        for pool in (self._infer_pool, self._cpu_pool):
+        for pool in (self._infer_pool, self._cpu_pool, self._long_pool):
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
         return drained
@@ -190,6 +225,11 @@ class Batcher:
         return len(self._queue)
 
     @property
+    def waiting_requests(self) -> int:
+        """Requests with windows waiting for a batch."""
+        return self._queue.requests
+
+    @property
     def inflight(self) -> int:
         """Submitted requests not yet answered."""
         return self._inflight
@@ -203,8 +243,11 @@ class Batcher:
     ) -> list[DecodedQuestion]:
         """Answer a request of one or more (question, context) pairs.
 
+        Cancelling the call (the client left, a timeout) drops its windows still waiting.
+
         Raises:
             Draining: The batcher is closing.
+            RequestTooLarge: The contexts hold more than ``max_context_tokens`` tokens.
             TypeError, ValueError: A text is not a non-empty string, or a bad option.
         """
         if self._closing or self._task is None:
@@ -216,32 +259,78 @@ class Batcher:
         for i, (question, context) in enumerate(zip(questions, contexts, strict=True)):
             _check_text("question", i, question)
             _check_text("context", i, context)
+        characters = sum(len(c) for c in contexts)
+        self._refuse_by_words(contexts, characters)
+        pool = self._long_pool if characters > LONG_REQUEST_CHARS else self._cpu_pool
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
         self._inflight += 1
         self._idle.clear()
+        entry: _Entry | None = None
         try:
             self._tokenizing += 1
             try:
-                windows = await loop.run_in_executor(
-                    self._cpu_pool, self.engine.tokenizer.encode_batch, questions, contexts
-                )
+                windows = await loop.run_in_executor(pool, self._tokenize, questions, contexts)
             finally:
                 self._tokenizing -= 1
             entry = self._enqueue(contexts, windows, loop.create_future())
             entry.timings.tokenization = entry.enqueued - start
             await entry.future  # all logits are in
             decoded, entry.timings.decoding = await loop.run_in_executor(
-                self._cpu_pool, _decode, entry, options.top_k, max_answer_length, threshold
+                pool, _decode, entry, options.top_k, max_answer_length, threshold
             )
             entry.timings.total = time.perf_counter() - start
             if self.observer is not None:
                 self.observer.on_request(entry.timings)
             return decoded
+        except BaseException:  # cancelled (client gone, timeout) or failed: run nothing more
+            if entry is not None:
+                self._drop(entry)
+            raise
         finally:
             self._inflight -= 1
             if self._inflight == 0:
                 self._idle.set()
+
+    def _refuse_by_words(self, contexts: Sequence[str], characters: int) -> None:
+        """RequestTooLarge at once when the contexts hold more whitespace-separated words
+        than the limit (each word is at least one token). On the event loop, splitting no
+        further than the limit (about 1 ms a megabyte), so no queue of tokenization work
+        stands in front of the refusal."""
+        limit = self.max_context_tokens
+        if limit is None or characters <= limit:
+            return
+        words = 0
+        for context in contexts:
+            words += len(context.split(maxsplit=limit - words))  # at most limit + 1 in all
+            if words > limit:
+                raise RequestTooLarge(limit, words, False, characters)
+
+    def _tokenize(self, questions: Sequence[str], contexts: Sequence[str]) -> list[list[Window]]:
+        """Windows of every pair (worker thread), or RequestTooLarge before the costly part."""
+        limit = self.max_context_tokens
+        tokenizer = self.engine.tokenizer
+        characters = sum(len(c) for c in contexts)
+        if limit is not None:
+            # Up front, on a prefix: a context can only pass the limit if it has more
+            # characters than the limit (a token covers at least one character).
+            for context in contexts:
+                if len(context) > limit:
+                    counted = tokenizer.count_context_tokens(context, stop_after=limit)
+                    if counted > limit:
+                        raise RequestTooLarge(limit, counted, False, characters)
+        windows = tokenizer.encode_batch(questions, contexts)
+        if limit is not None:
+            tokens = sum(context_tokens(ws, tokenizer.doc_stride) for ws in windows)
+            if tokens > limit:
+                raise RequestTooLarge(limit, tokens, True, characters)
+        return windows
+
+    def _drop(self, entry: _Entry) -> None:
+        dropped = self._queue.drop(entry)
+        self.dropped_windows += dropped
+        if self.observer is not None and dropped:
+            self.observer.on_dropped(dropped)
 
     def _decode_settings(self, options: RequestOptions) -> tuple[float | None, int]:
         manifest = self.engine.manifest
@@ -264,9 +353,14 @@ class Batcher:
         entry.remaining = sum(len(ws) for ws in windows)
         entry.timings.questions, entry.timings.windows = len(windows), entry.remaining
         entry.enqueued = time.perf_counter()
-        for q, question_windows in enumerate(windows):
-            for w, window in enumerate(question_windows):
-                self._queue.append(_Item(entry, q, w, window))
+        self._queue.add(
+            entry,
+            (
+                QueuedWindow(entry, q, w, window)
+                for q, question_windows in enumerate(windows)
+                for w, window in enumerate(question_windows)
+            ),
+        )
         self._wake.set()
         return entry
 
@@ -274,18 +368,18 @@ class Batcher:
     async def _batch_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self._queue:
+            if not len(self._queue):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             await self._fill()
-            items = self._take()
+            items = self._queue.take()
             if not items:
                 continue
             try:
                 done = await loop.run_in_executor(self._infer_pool, self._infer, items)
             except Exception as err:  # an engine failure fails its requests, not the loop
-                for entry in {id(i.entry): i.entry for i in items}.values():
+                for entry in {id(i.owner): i.owner for i in items}.values():
                     if not entry.future.done():
                         entry.future.set_exception(err)
                 continue
@@ -295,9 +389,9 @@ class Batcher:
 
     async def _fill(self) -> None:
         """Wait for a fuller batch while more work is coming, at most ``max_wait``."""
-        deadline = self._queue[0].entry.enqueued + self.max_wait_s
+        deadline = min(key.enqueued for key in self._queue.keys()) + self.max_wait_s
         while self._tokenizing and len(self._queue) < self.max_batch_windows:
-            if sum(len(i.window) for i in self._queue) >= self.max_batch_tokens:
+            if self._queue.padded_tokens >= self.max_batch_tokens:
                 return
             left = deadline - time.perf_counter()
             if left <= 0:
@@ -308,23 +402,7 @@ class Batcher:
             except asyncio.TimeoutError:
                 return
 
-    def _take(self) -> list[_Item]:
-        """Windows off the front of the queue, up to one call's token and row budget."""
-        items: list[_Item] = []
-        tokens = 0
-        while self._queue and len(items) < self.max_batch_windows:
-            item = self._queue[0]
-            if item.entry.future.done():  # its request was cancelled: skip its windows
-                self._queue.popleft()
-                continue
-            width = self.limits.width_for(len(item.window))
-            if items and tokens + width > self.max_batch_tokens:
-                break
-            items.append(self._queue.popleft())
-            tokens += width
-        return items
-
-    def _infer(self, items: list[_Item]) -> list[_Entry]:
+    def _infer(self, items: list[QueuedWindow]) -> list[_Entry]:
         """Run ``items`` in planned batches (inference thread); the requests completed."""
         done: list[_Entry] = []
         for batch in plan_batches([len(i.window) for i in items], self.limits):
@@ -341,7 +419,7 @@ class Batcher:
             seen: set[int] = set()
             for index, output in zip(batch.indices, outputs, strict=False):
                 item = items[index]
-                entry = item.entry
+                entry = item.owner
                 entry.logits[item.question][item.index] = output
                 entry.remaining -= 1
                 if entry.first_run is None:
@@ -379,6 +457,12 @@ class Batcher:
         for rows, width in shapes:
             self.engine.run_batch(warmup_windows(rows, width, pad), width)
         return len(shapes)
+
+
+def context_tokens(windows: Sequence[Window], doc_stride: int) -> int:
+    """Context tokens of one question's windows (consecutive windows share ``doc_stride``)."""
+    held = sum(int(w.context_mask.sum()) for w in windows)
+    return held - doc_stride * (len(windows) - 1)
 
 
 def _decode(

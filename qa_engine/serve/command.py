@@ -77,6 +77,32 @@ if TYPE_CHECKING:
     help="Body limit (413 above it); the default holds a paper.",
 )
 @click.option(
+    "--max-context-tokens",
+    type=click.IntRange(min=0),
+    default=32768,
+    show_default=True,
+    help="Context tokens one request may hold, all its pairs together (0: no limit); more "
+    "get 413 naming the limit and the request's size, before any window runs. The default "
+    "holds a long paper (about 150,000 characters of English) and costs about 8 s of "
+    "compute on 2 cores (MiniLM-L6, fp32), which fair scheduling shares with every other "
+    "request rather than holding the server for it.",
+)
+@click.option(
+    "--max-request-batch-tokens",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Padded tokens one request may take of one batch: a request arriving behind a "
+    "long document waits for at most this chunk of it, then shares the next batch.",
+)
+@click.option(
+    "--spinning/--no-spinning",
+    default=False,
+    show_default=True,
+    help="Let onnxruntime's idle threads spin between calls (they compete with the HTTP "
+    "side for the cores).",
+)
+@click.option(
     "--max-top-k",
     type=click.IntRange(min=1),
     default=20,
@@ -146,9 +172,9 @@ if TYPE_CHECKING:
     "--request-timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="With --ray: seconds Ray's proxy gives a request before answering 408, so no "
-    "client waits forever (a request Serve retries after a replica died has hung "
-    "without it).  [default: 60]",
+    help="Seconds a request may take, then 504 and its waiting windows are dropped; with "
+    "--ray, Ray's proxy answers 408 at this time too (a request Serve retries after a "
+    "replica died has hung without it).  [default: 60]",
 )
 @click.option(
     "--address",
@@ -173,6 +199,9 @@ def serve(
     max_concurrent_requests: int,
     max_client_batch_size: int,
     max_request_bytes: int,
+    max_context_tokens: int,
+    max_request_batch_tokens: int,
+    spinning: bool,
     max_top_k: int,
     api_key: str | None,
     no_warmup: bool,
@@ -199,7 +228,6 @@ def serve(
         "--max-replicas": max_replicas,
         "--max-ongoing-requests": max_ongoing_requests,
         "--max-queued-requests": max_queued_requests,
-        "--request-timeout": request_timeout,
         "--address": address,
     }
     given = [flag for flag, value in ray_only.items() if value is not None]
@@ -216,7 +244,7 @@ def serve(
 
     from qa_engine.commands import load_engine
     from qa_engine.serve.app import create_app
-    from qa_engine.serve.settings import ServeSettings
+    from qa_engine.serve.settings import REQUEST_TIMEOUT_S, ServeSettings
     from qa_engine.serve.shutdown import DrainingServer
 
     try:
@@ -231,6 +259,10 @@ def serve(
             max_concurrent_requests=max_concurrent_requests,
             max_client_batch_size=max_client_batch_size,
             max_request_bytes=max_request_bytes,
+            max_context_tokens=max_context_tokens or None,
+            max_request_batch_tokens=max_request_batch_tokens,
+            request_timeout_s=request_timeout or REQUEST_TIMEOUT_S,
+            spinning=spinning,
             max_top_k=max_top_k,
             api_key=api_key or None,
             warmup=not no_warmup,
@@ -242,7 +274,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if use_ray:
         require("ray", "ray")
-        from qa_engine.ray.serve_app import REQUEST_TIMEOUT_S, run
+        from qa_engine.ray.serve_app import run
 
         values = {**settings.public_dict(), "api_key": settings.api_key, "threads": None}
         options = ray_options(
@@ -254,10 +286,10 @@ def serve(
             options,
             address=address,
             log_level=log_level,
-            request_timeout_s=request_timeout or REQUEST_TIMEOUT_S,
+            request_timeout_s=settings.request_timeout_s,
         )
         return
-    engine = load_engine(export_dir, device, threads)
+    engine = load_engine(export_dir, device, threads, spinning=spinning)
     if max_batch_windows is None and engine.plan is not None:
         from dataclasses import replace
 

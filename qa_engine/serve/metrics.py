@@ -43,6 +43,14 @@ class ServeMetrics:
             "qa_inflight_requests", "Admitted requests not yet answered.", registry=r
         )
         self.queue_windows = Gauge("qa_queue_windows", "Windows waiting for a batch.", registry=r)
+        self.waiting_requests = Gauge(
+            "qa_waiting_requests", "Requests with windows waiting for a batch.", registry=r
+        )
+        self.dropped_windows = Counter(
+            "qa_dropped_windows",
+            "Windows dropped unrun: their request was cancelled (client left, timeout) or failed.",
+            registry=r,
+        )
         self.ready = Gauge("qa_ready", "1 when warmed up and not draining.", registry=r)
         self.batch_windows = Histogram(
             "qa_batch_windows", "Windows per onnxruntime call.", buckets=_WINDOWS, registry=r
@@ -72,10 +80,18 @@ class ServeMetrics:
         self.decoding = stage("decoding", "Per request: span decoding.")
         self.request = stage("request", "Per request: submitted to answered, in the batcher.")
 
-    def bind(self, *, inflight: Callable[[], float], queue: Callable[[], float], ready) -> None:
+    def bind(
+        self,
+        *,
+        inflight: Callable[[], float],
+        queue: Callable[[], float],
+        waiting: Callable[[], float],
+        ready: Callable[[], bool],
+    ) -> None:
         """Read the live gauges from the service when scraped."""
         self.inflight.set_function(inflight)
         self.queue_windows.set_function(queue)
+        self.waiting_requests.set_function(waiting)
         self.ready.set_function(lambda: float(ready()))
 
     def on_batch(self, windows: int, padded_tokens: int, real_tokens: int, seconds: float) -> None:
@@ -91,6 +107,9 @@ class ServeMetrics:
         self.inference.observe(timings.inference)
         self.decoding.observe(timings.decoding)
         self.request.observe(timings.total)
+
+    def on_dropped(self, windows: int) -> None:
+        self.dropped_windows.inc(windows)
 
     def count(self, route: str, status: int) -> None:
         self.requests.labels(route=route, status=str(status)).inc()

@@ -21,19 +21,26 @@ from qa_engine.serve.batcher import RequestOptions
 class ApiError(Exception):
     """An error answer: HTTP status, a message naming the field, optional details."""
 
-    def __init__(self, status: int, message: str, detail: list | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        detail: list | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail
+        self.extra = extra or {}
 
     def body(self) -> dict[str, Any]:
         kind = {401: "unauthorized", 413: "payload_too_large", 422: "validation"}
-        kind |= {429: "overloaded", 503: "unavailable"}
+        kind |= {429: "overloaded", 503: "unavailable", 504: "timeout"}
         out: dict[str, Any] = {"error": self.message, "error_type": kind.get(self.status, "error")}
         if self.detail:
             out["detail"] = self.detail
-        return out
+        return out | self.extra
 
 
 class QAInput(BaseModel):

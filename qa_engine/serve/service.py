@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from qa_engine.serve.batcher import Batcher, Draining
+from qa_engine.serve.batcher import Batcher, Draining, RequestTooLarge
 from qa_engine.serve.metrics import ServeMetrics
 from qa_engine.serve.schemas import ApiError, ParsedRequest, render_answers
 from qa_engine.serve.settings import ServeSettings
@@ -39,6 +39,8 @@ class Service:
             max_batch_windows=settings.max_batch_windows,
             max_wait_ms=settings.max_wait_ms,
             pad_rows=pad_rows,
+            max_request_batch_tokens=settings.max_request_batch_tokens,
+            max_context_tokens=settings.max_context_tokens,
             observer=self.metrics,
         )
         self.admitted = 0
@@ -50,6 +52,7 @@ class Service:
         self.metrics.bind(
             inflight=lambda: self.admitted,
             queue=lambda: self.batcher.queue_depth,
+            waiting=lambda: self.batcher.waiting_requests,
             ready=lambda: self.ready,
         )
 
@@ -120,13 +123,40 @@ class Service:
         self.admitted -= 1
 
     async def answer(self, request: ParsedRequest) -> Any:
-        """Answers of an admitted, parsed request, in the Inference API shape."""
+        """Answers of an admitted, parsed request, in the Inference API shape.
+
+        Raises:
+            ApiError: 413 over ``max_context_tokens``, 504 past ``request_timeout_s``
+                (its waiting windows are dropped), 503 draining, 422 bad input.
+        """
+        timeout = self.settings.request_timeout_s
         try:
-            decoded = await self.batcher.submit(
-                request.questions, request.contexts, request.options
+            decoded = await asyncio.wait_for(
+                self.batcher.submit(request.questions, request.contexts, request.options),
+                timeout,
             )
         except Draining:
             raise ApiError(503, "the server is draining; retry on another replica") from None
+        except RequestTooLarge as err:
+            raise ApiError(
+                413,
+                f"{err} (--max-context-tokens {err.limit})",
+                extra={
+                    "limit": {"max_context_tokens": err.limit},
+                    "size": {
+                        "context_tokens": err.tokens,
+                        "exact": err.exact,
+                        "context_characters": err.characters,
+                    },
+                },
+            ) from None
+        except asyncio.TimeoutError:
+            raise ApiError(
+                504,
+                f"not answered within --request-timeout {timeout:g} s; its waiting work was "
+                "dropped (try a shorter context)",
+                extra={"limit": {"request_timeout_s": timeout}},
+            ) from None
         except (TypeError, ValueError) as err:  # the schema should have caught it already
             raise ApiError(422, str(err)) from None
         return render_answers(decoded, request.options.top_k, request.batched)

@@ -7,6 +7,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 API_KEY_ENV = "QA_ENGINE_API_KEY"
+# Seconds a request may take before it is answered 504 (HTTP) or 408 (Ray's proxy).
+REQUEST_TIMEOUT_S = 60.0
+# Context tokens one request may hold (see ServeSettings.max_context_tokens).
+MAX_CONTEXT_TOKENS = 32768
+# Padded tokens one request may take of one batch (see ServeSettings).
+MAX_REQUEST_BATCH_TOKENS = 2048
 
 
 @dataclass
@@ -35,6 +41,19 @@ class ServeSettings:
     max_client_batch_size: int = 32
     # Request body limit in bytes (413 above it); 4 MiB holds a long paper as context.
     max_request_bytes: int = 4 * 1024 * 1024
+    # Context tokens one request may hold, all its pairs together (413 above it, before
+    # any window runs). What one request may cost: see MAX_CONTEXT_TOKENS's measurement
+    # in the README (Serve). None: no limit.
+    max_context_tokens: int | None = MAX_CONTEXT_TOKENS
+    # Padded tokens one request may take of one batch: a request arriving while a long
+    # one runs waits for at most this chunk of it, then shares the next batch.
+    max_request_batch_tokens: int = MAX_REQUEST_BATCH_TOKENS
+    # Seconds from admission to answer; later: 504, and the request's waiting windows
+    # are dropped. None: no limit.
+    request_timeout_s: float | None = REQUEST_TIMEOUT_S
+    # Let onnxruntime's idle threads spin between calls (they then compete with the
+    # HTTP side for the cores).
+    spinning: bool = False
     # Largest top_k a request may ask for (422 above it).
     max_top_k: int = 20
     # Bearer key the POST routes and /info require (None: open). Falls back to
@@ -59,6 +78,7 @@ class ServeSettings:
             "max_request_bytes",
             "max_top_k",
             "retry_after_s",
+            "max_request_batch_tokens",
         )
         for name in positive:
             value = getattr(self, name)
@@ -70,6 +90,16 @@ class ServeSettings:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.max_context_tokens is not None and (
+            isinstance(self.max_context_tokens, bool)
+            or not isinstance(self.max_context_tokens, int)
+            or self.max_context_tokens < 1
+        ):
+            raise ValueError(
+                f"max_context_tokens must be an int >= 1 or None, got {self.max_context_tokens!r}"
+            )
+        if self.request_timeout_s is not None and not self.request_timeout_s > 0:
+            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s!r}")
         if self.max_wait_ms < 0 or self.drain_timeout_s < 0:
             raise ValueError("max_wait_ms and drain_timeout_s must be >= 0")
         if self.api_key is not None and not self.api_key.strip():
