@@ -21,6 +21,7 @@ import numpy as np
 from qa_engine import verification
 from qa_engine.batching import BatchLimits, plan_batches
 from qa_engine.decoding import Answer, DecodedQuestion, WindowLogits, decode_question
+from qa_engine.graphs import GraphBinder, GraphPlan, GraphRunner
 from qa_engine.manifest import MODEL_NAME, TOKENIZER_NAME, ExportManifest
 from qa_engine.pipeline import BatchRunner, Pipeline, SessionRunner, StageTimes, run_padded
 from qa_engine.selfcheck import Verdict
@@ -69,8 +70,8 @@ class QAEngine:
         'eiffel'
     """
 
-    # A runner replacing the plain session for every batch (CUDA graphs), or None.
-    _graph_runner: BatchRunner | None = None
+    # The captured CUDA graphs that replace the plain session for every batch, or None.
+    _graph_runner: GraphRunner | None = None
 
     def __init__(
         self,
@@ -131,8 +132,69 @@ class QAEngine:
             device=device,
             providers=providers,
             whole_graph=whole,
+            max_seq_length=self.manifest.max_seq_length,
             **self._session_args,
         )
+
+    def enable_cuda_graphs(
+        self,
+        max_windows: int = 32,
+        max_tokens: int | None = None,
+        buckets: tuple[int, ...] | None = None,
+        *,
+        binder: GraphBinder | None = None,
+    ) -> int:
+        """Capture one CUDA graph per (rows, width) bucket and run every batch on them.
+
+        Batches are then planned within the graphs' limits and padded to their bucket
+        (masked rows and columns, outputs dropped), copied into the bucket's device
+        buffers and replayed: no per-call allocation, one launch per batch.
+
+        Args:
+            max_windows: Rows of the largest bucket.
+            max_tokens: Padded tokens per batch at most (bounds the rows of wide buckets).
+            buckets: Widths (default: the length buckets of ``max_seq_length``).
+            binder: The device side (default: ``CudaGraphBinder`` on this engine's model
+                and CUDA device; tests pass a host-memory one).
+
+        Returns:
+            The graphs captured.
+
+        Raises:
+            ValueError: The engine does not run on CUDA (and no ``binder`` was given),
+                or the variant is not batch-invariant.
+        """
+        if not self.batch_invariant:
+            raise ValueError(
+                f"this {self.manifest.precision} variant is not batch-invariant: its padded "
+                "rows would change the real rows' answers, so it cannot run on CUDA graphs"
+            )
+        limits = BatchLimits(max_windows, max_tokens, buckets)
+        plan = GraphPlan.for_limits(limits, self.manifest.max_seq_length)
+        if plan.widths[-1] < self.manifest.max_seq_length:
+            raise ValueError(
+                f"the widest bucket ({plan.widths[-1]}) must hold the longest window "
+                f"(max_seq_length {self.manifest.max_seq_length}); got buckets {plan.widths}"
+            )
+        if binder is None:
+            if not self.session.uses_cuda:
+                raise ValueError(
+                    f"CUDA graphs need a CUDA session; this engine runs on {self.providers} "
+                    "(load it with device='cuda')"
+                )
+            from qa_engine.graph_session import CudaGraphBinder
+
+            binder = CudaGraphBinder(
+                self.path / MODEL_NAME, self.session._device_id, self._session_args["threads"]
+            )
+        runner = GraphRunner(plan, binder)
+        captured = runner.capture(self.tokenizer.pad_id)
+        self._graph_runner = runner
+        return captured
+
+    def disable_cuda_graphs(self) -> None:
+        """Run batches on the plain session again."""
+        self._graph_runner = None
 
     @property
     def batch_invariant(self) -> bool:
@@ -277,7 +339,7 @@ class QAEngine:
         return Pipeline(
             self.tokenizer.encode_batch,
             self.runner,
-            self.batch_limits(batch_size),
+            self._run_limits(batch_size),
             self.tokenizer.pad_id,
             decode,
             max(_CHUNK_QUESTIONS, batch_size),
@@ -341,7 +403,7 @@ class QAEngine:
             float32 with the window's own length (padding cut off).
         """
         _positive_int("batch_size", batch_size)
-        limits = self.batch_limits(batch_size, max_tokens)
+        limits = self._run_limits(batch_size, max_tokens)
         results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(windows)  # type: ignore[list-item]
         # Longest first, so a batch too big for memory fails at once, not at the end.
         for batch in plan_batches([len(w) for w in windows], limits):
@@ -364,6 +426,19 @@ class QAEngine:
         if not self.batch_invariant:
             return BatchLimits(max_windows=1, max_tokens=None, buckets=None)
         return BatchLimits(max_windows=max_windows, max_tokens=max_tokens, buckets=buckets)
+
+    def _run_limits(self, batch_size: int, max_tokens: int | None = None) -> BatchLimits:
+        """The limits of this engine's own calls: with CUDA graphs, within the buckets."""
+        limits = self.batch_limits(batch_size, max_tokens)
+        if self._graph_runner is None:
+            return limits
+        graphs = self._graph_runner.plan.limits()
+        tokens = [t for t in (max_tokens, graphs.max_tokens) if t is not None]
+        return BatchLimits(
+            min(limits.max_windows, graphs.max_windows),
+            min(tokens) if tokens else None,
+            graphs.buckets,
+        )
 
     def run_batch(
         self, windows: Sequence[Window], width: int | None = None, rows: int | None = None

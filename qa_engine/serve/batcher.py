@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qa_engine.batching import length_buckets, plan_batches
+from qa_engine.batching import length_buckets, plan_batches, row_sizes
 from qa_engine.decoding import DecodedQuestion, WindowLogits, decode_question
 from qa_engine.engine import _check_text
 from qa_engine.tokenization import Window
@@ -97,15 +97,6 @@ class _Item:
     question: int
     index: int
     window: Window
-
-
-def row_sizes(max_rows: int) -> tuple[int, ...]:
-    """Batch sizes a padded batch may have: powers of two up to, and ending at, max_rows."""
-    sizes, rows = [], 1
-    while rows < max_rows:
-        sizes.append(rows)
-        rows *= 2
-    return (*sizes, max_rows)
 
 
 class Batcher:
