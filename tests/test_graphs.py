@@ -197,3 +197,51 @@ def test_cuda_graphs_replay_the_plain_cuda_answers(tiny_model_dir: Path, tmp_pat
         )
     binder = graphed_gpu._graph_runner.binder
     assert len(binder._bound) == captured  # no buffer was bound after warm-up
+
+
+# ------------------------------------------------------------- serving on graphs
+def test_serve_batcher_runs_on_the_captured_buckets(tiny_onnx_dir, plain, monkeypatch):
+    import asyncio
+
+    from qa_engine.serve.batcher import Batcher
+
+    engine = QAEngine(tiny_onnx_dir, device="cpu", threads=1)
+    binder = HostBinder(engine.session)
+    capture = engine.enable_cuda_graphs
+    monkeypatch.setattr(engine, "enable_cuda_graphs", lambda *a: capture(*a, binder=binder))
+    batcher = Batcher(engine, max_batch_tokens=256, max_batch_windows=8, cuda_graphs=True)
+    assert batcher.warm_up() == len(engine._graph_runner.plan) == binder.allocations
+    questions, contexts = make_pairs(24, seed=5)
+
+    async def main():
+        await batcher.start()
+        try:
+            return await asyncio.gather(
+                *(batcher.submit([q], [c]) for q, c in zip(questions, contexts, strict=True))
+            )
+        finally:
+            await batcher.close()
+
+    answers = [key(decoded[0].answers[0]) for decoded in asyncio.run(main())]
+    assert answers == [key(a) for a in plain.predict(questions, contexts)]
+    assert binder.allocations == len(engine._graph_runner.plan)  # nothing bound after warm-up
+
+
+def test_serve_falls_back_to_the_session_when_capture_fails(tiny_onnx_dir, monkeypatch):
+    from qa_engine.serve.batcher import Batcher
+
+    engine = QAEngine(tiny_onnx_dir, device="cpu", threads=1)
+    monkeypatch.setattr(engine.session, "uses_cuda", True)  # as if on CUDA: graphs wanted
+
+    def refuse(*args):
+        raise ValueError("nodes left on the CPU")
+
+    monkeypatch.setattr(engine, "enable_cuda_graphs", refuse)
+    batcher = Batcher(engine, max_batch_tokens=256, max_batch_windows=8)
+    with pytest.warns(UserWarning, match="CUDA graphs off: ValueError: nodes left"):
+        shapes = batcher.warm_up()
+    assert shapes == len(batcher.shapes()) and batcher.graphs_captured == 0
+    assert engine._graph_runner is None
+    strict = Batcher(engine, max_batch_tokens=256, max_batch_windows=8, cuda_graphs=True)
+    with pytest.raises(ValueError, match="nodes left"):
+        strict.warm_up()

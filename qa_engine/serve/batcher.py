@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,10 @@ class Batcher:
             warmed-up shapes ever run (worth it on OpenVINO; wasted work elsewhere).
         observer: Gets per-batch and per-request measurements.
         workers: Threads for tokenization and decoding (default: the cores, at least 2).
+        cuda_graphs: Capture one CUDA graph per (rows, width) shape at warm-up and run
+            every batch on them (``engine.enable_cuda_graphs``); None: when the engine
+            runs on CUDA and is batch-invariant, falling back to the plain session (with
+            a warning) if capture fails.
     """
 
     def __init__(
@@ -126,6 +131,7 @@ class Batcher:
         pad_rows: bool = False,
         observer: BatchObserver | None = None,
         workers: int | None = None,
+        cuda_graphs: bool | None = None,
     ) -> None:
         if buckets is DEFAULT_BUCKETS:
             buckets = length_buckets(engine.manifest.max_seq_length)
@@ -136,6 +142,9 @@ class Batcher:
         self.max_wait_s = max_wait_ms / 1000.0
         self.pad_rows = pad_rows
         self.observer = observer
+        self.cuda_graphs = cuda_graphs
+        self.graphs_captured = 0  # CUDA graphs captured at warm-up
+        self.graphs_error: str | None = None
         self._workers = workers or max(2, len(os.sched_getaffinity(0)))
         self._queue: deque[_Item] = deque()
         self._tokenizing = 0
@@ -333,9 +342,12 @@ class Batcher:
             windows = [items[i].window for i in batch.indices]
             rows = self._padded_rows(len(windows), batch.width)
             started = time.perf_counter()
-            outputs = self.engine.run_batch(
-                windows + [windows[-1]] * (rows - len(windows)), batch.width
-            )
+            # The pipeline's pad-and-run stage: padding rows are masked and dropped
+            # (with CUDA graphs the batch is padded to its captured bucket anyway).
+            if rows > len(windows):
+                outputs = self.engine.run_batch(windows, batch.width, rows=rows)
+            else:
+                outputs = self.engine.run_batch(windows, batch.width)
             seconds = time.perf_counter() - started
             if self.observer is not None:
                 real = sum(len(w) for w in windows)
@@ -371,8 +383,28 @@ class Batcher:
         widths = self.limits.buckets or length_buckets(self.engine.manifest.max_seq_length)
         return [(rows, width) for width in widths for rows in row_sizes(self._max_rows(width))]
 
+    def _wants_graphs(self) -> bool:
+        if self.cuda_graphs is not None:
+            return self.cuda_graphs
+        session = getattr(self.engine, "session", None)
+        return bool(getattr(session, "uses_cuda", False)) and self.engine.batch_invariant
+
     def warm_up(self) -> int:
-        """Run each shape once (blocking; call it in a thread). Returns the shapes run."""
+        """Run each shape once (blocking; call it in a thread). Returns the shapes run.
+
+        With CUDA graphs, warm-up is their capture: one graph per shape.
+        """
+        if self._wants_graphs():
+            try:
+                self.graphs_captured = self.engine.enable_cuda_graphs(
+                    self.limits.max_windows, self.max_batch_tokens, self.limits.buckets
+                )
+                return self.graphs_captured
+            except Exception as err:  # auto: serve without graphs rather than not at all
+                if self.cuda_graphs:
+                    raise
+                self.graphs_error = f"{type(err).__name__}: {err}"
+                warnings.warn(f"CUDA graphs off: {self.graphs_error}", stacklevel=2)
         shapes = self.shapes()
         pad = self.engine.tokenizer.pad_id
         for rows, width in shapes:

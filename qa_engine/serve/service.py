@@ -40,6 +40,7 @@ class Service:
             max_wait_ms=settings.max_wait_ms,
             pad_rows=pad_rows,
             observer=self.metrics,
+            cuda_graphs=settings.cuda_graphs,
         )
         self.admitted = 0
         self.warmed_up = not settings.warmup
@@ -165,6 +166,8 @@ class Service:
                 "buckets": self.batcher.limits.buckets,
                 "pad_rows": self.batcher.pad_rows,
                 "shapes": len(self.batcher.shapes()),
+                "cuda_graphs": self.batcher.graphs_captured,
+                "cuda_graphs_error": self.batcher.graphs_error,
             },
             "warmup_s": self.warmup_s,
             "version": package_version,
