@@ -38,6 +38,7 @@ with the ``qa-engine bench`` outputs (results.json, results.md, plots; ``dev/`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import shlex
@@ -261,6 +262,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "against the pipeline in fp32 and fp16 autocast)",
     )
     parser.add_argument("--batch-sizes", default="1,8", help="comma-separated, e.g. 1,32")
+    parser.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="with --device cuda: also run every qa-engine variant on captured CUDA graphs "
+        "(a second runner, '... graphs', interleaved with the plain one)",
+    )
     parser.add_argument("--questions", type=int, help="questions per sequence length")
     parser.add_argument("--latency-runs", type=int)
     parser.add_argument("--memory", choices=["subprocess", "off"], help="peak RSS probes")
@@ -327,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         bf16=cpu_has_bf16() and not on_cuda,
         fp16=on_cuda,
     )
+    if args.cuda_graphs and on_cuda:
+        specs += [
+            dataclasses.replace(s, name=f"{s.name} graphs", cuda_graphs=True)
+            for s in specs
+            if s.kind == "qa-engine"
+        ]
     log(f"runners: {', '.join(s.name for s in specs)}; threads {threads}")
 
     summary: dict[str, Any] = {

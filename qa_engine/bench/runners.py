@@ -125,6 +125,8 @@ class QAEngineRunner(Runner):
             threads=self.spec.threads,
             spinning=ORT_SPINNING,
         )
+        if self.spec.cuda_graphs:
+            self.engine.enable_cuda_graphs(max_windows=32)
         self._stage_class = require("qa_engine.pipeline", "cpu").StageTimes
         self._stages: dict[int, Any] = {}
 
