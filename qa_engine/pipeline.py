@@ -1,12 +1,13 @@
 """The overlapped host pipeline: tokenize and pad the next batch, and decode the last one,
 while the current batch runs.
 
-Three stages, each in its own thread with bounded queues between them (pure numpy and
+Three stages, in worker threads with bounded queues between them (pure numpy and
 ``tokenizers``; the model call goes through a :class:`BatchRunner`):
 
 1. **prepare**: tokenize a chunk of questions (the ``tokenizers`` batch encoder uses all
-   cores), plan its batches with the one batching rule (:func:`plan_batches`) and pad
-   each batch into a reusable buffer (:class:`BufferPool`);
+   cores; one thread, a chunk ahead), plan its batches with the one batching rule
+   (:func:`plan_batches`) and pad each batch into a reusable buffer (:class:`BufferPool`;
+   a second thread, a few batches ahead);
 2. **run**: one model call per padded batch (:class:`BatchRunner`: the plain session, or
    a CUDA-graph runner whose padded shapes are its captured buckets);
 3. **decode**: decode each question as soon as all its windows have run, and hand the
@@ -347,6 +348,7 @@ class Pipeline:
         self, first: _Chunk, rest: Iterator[tuple[str, str]], stats: StageTimes
     ) -> Iterator[DecodedQuestion]:
         stop = threading.Event()
+        to_pad: queue.Queue = queue.Queue(1)
         to_run: queue.Queue = queue.Queue(DEPTH)
         to_decode: queue.Queue = queue.Queue(DEPTH + 1)
         results: queue.Queue = queue.Queue(DEPTH + 1)
@@ -368,21 +370,32 @@ class Pipeline:
                     pass
             return _END
 
-        def prepare() -> None:
+        def tokenize() -> None:
+            # Runs one chunk ahead of prepare: the next chunk is tokenized while the
+            # current one's batches run.
             try:
-                chunk: _Chunk | None = first
-                while chunk is not None:
-                    for batch in chunk.plan:
-                        slot = self.pool.acquire(stop)
-                        if slot is None or not put(to_run, self._pad(chunk, batch, slot, stats)):
-                            return
-                    if not put(to_run, chunk):  # chunk done: decode may flush it
+                while items := list(itertools.islice(rest, self.chunk_questions)):
+                    if not put(to_pad, self._tokenize(items, stats)):
                         return
-                    items = list(itertools.islice(rest, self.chunk_questions))
-                    chunk = self._tokenize(items, stats) if items else None
-                put(to_run, _END)
+                put(to_pad, _END)
             except BaseException as err:  # noqa: BLE001 - handed to the caller in order
-                put(to_run, _Failed(err))
+                put(to_pad, _Failed(err))
+
+        def prepare() -> None:
+            item: object = first
+            while isinstance(item, _Chunk):
+                try:
+                    for batch in item.plan:
+                        slot = self.pool.acquire(stop)
+                        if slot is None or not put(to_run, self._pad(item, batch, slot, stats)):
+                            return
+                except BaseException as err:  # noqa: BLE001
+                    put(to_run, _Failed(err))
+                    return
+                if not put(to_run, item):  # chunk done: decode may flush it
+                    return
+                item = get(to_pad)
+            put(to_run, item)  # _END or _Failed
 
         def run() -> None:
             while True:
@@ -423,7 +436,7 @@ class Pipeline:
 
         threads = [
             threading.Thread(target=target, name=f"qa-{target.__name__}", daemon=True)
-            for target in (prepare, run, decode)
+            for target in (tokenize, prepare, run, decode)
         ]
         for thread in threads:
             thread.start()

@@ -37,7 +37,7 @@ def full(decoded) -> list[tuple]:
 
 
 def pipeline_threads() -> list[str]:
-    names = ("qa-prepare", "qa-run", "qa-decode")
+    names = ("qa-tokenize", "qa-prepare", "qa-run", "qa-decode")
     return [t.name for t in threading.enumerate() if t.name in names]
 
 
