@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     decoded = list(engine.decode(questions, contexts, batch_size=args.batch_size, stats=stats))
     seconds = time.perf_counter() - started
     predictions = {e.id: d.answers[0].text for e, d in zip(squad.examples, decoded, strict=True)}
-    metrics = squad_metrics(predictions, squad.examples, squad.version_2)
+    metrics = dict(squad_metrics(predictions, squad.examples, squad.version_2))
+    metrics.setdefault("exact", metrics.get("exact_match"))  # v1.1 names it exact_match
     result = {
         "export": str(args.export),
         "precision": engine.manifest.precision,
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "questions": len(questions),
         "seconds": seconds,
         "questions_per_second": len(questions) / seconds,
-        "metrics": dict(metrics),
+        "metrics": metrics,
         "stages": stats.to_dict(),
     }
     print(json.dumps(result, indent=2))
