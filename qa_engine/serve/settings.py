@@ -17,7 +17,7 @@ class ServeSettings:
     host: str = "127.0.0.1"
     # TCP port (0: any free port).
     port: int = 8000
-    # Engine device: auto, cpu, cuda, cuda:N, openvino, openvino:bf16, openvino:f32.
+    # Engine device: auto, cpu, cuda, cuda:N, tensorrt, openvino, openvino:bf16, openvino:f32.
     device: str = "auto"
     # onnxruntime intra-op threads (None: one per core).
     threads: int | None = None
