@@ -26,7 +26,7 @@ PART_MIB=${PART_MIB:-56}
 # onnxruntime-gpu and what the device image lacks or has at versions that do not fit
 # (transformers 4.x for optimum-onnx, which pins tokenizers and huggingface_hub below
 # the image's). Versions are the ones the project's venv runs with.
-ORT_GPU=${ORT_GPU:-onnxruntime-gpu==1.31.*}
+ORT_GPU=${ORT_GPU-onnxruntime-gpu==1.31.*}
 DEPS=(optimum optimum-onnx transformers tokenizers huggingface_hub fastapi starlette pydantic
   pydantic_core annotated-types typing-inspection uvicorn)
 PY=${PY:-python3}
@@ -41,7 +41,9 @@ case ${1:-} in
     platform=(--only-binary=:all: --python-version 3.12 --implementation cp
       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any)
-    "$PY" -m pip download --no-deps "${platform[@]}" -d "$CARRY/download" "$ORT_GPU"
+    if [[ -n $ORT_GPU ]]; then  # ORT_GPU= (empty) fetches only the other packages
+      "$PY" -m pip download --no-deps "${platform[@]}" -d "$CARRY/download" "$ORT_GPU"
+    fi
     for name in "${DEPS[@]}"; do
       "$PY" -m pip download --no-deps "${platform[@]}" -d "$CARRY/download" "$(pinned "$name")"
     done
