@@ -34,6 +34,7 @@ def measure(args: argparse.Namespace) -> dict:
     engine = QAEngine(args.export, device=args.device, threads=args.threads)
     if args.cuda_graphs:
         engine.enable_cuda_graphs(max_windows=args.batch_size)
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
     # Warm-up: every batch shape once.
     list(engine.decode(questions, contexts, batch_size=args.batch_size, overlap=False))
     modes = {"serial": False, "overlapped": True}
@@ -67,7 +68,7 @@ def measure(args: argparse.Namespace) -> dict:
         "cuda_graphs": args.cuda_graphs,
         "threads": args.threads,
         "cores": len(os.sched_getaffinity(0)),
-        "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
+        "loadavg_before": load_before,
         "same_answers": answers["serial"] == answers["overlapped"],
         "modes": {},
     }
