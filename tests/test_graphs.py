@@ -209,8 +209,11 @@ def test_serve_batcher_runs_on_the_captured_buckets(tiny_onnx_dir, plain, monkey
     binder = HostBinder(engine.session)
     capture = engine.enable_cuda_graphs
     monkeypatch.setattr(engine, "enable_cuda_graphs", lambda *a: capture(*a, binder=binder))
-    batcher = Batcher(engine, max_batch_tokens=256, max_batch_windows=8, cuda_graphs=True)
+    batcher = Batcher(
+        engine, max_batch_tokens=256, max_batch_windows=8, buckets=None, cuda_graphs=True
+    )
     assert batcher.warm_up() == len(engine._graph_runner.plan) == binder.allocations
+    assert batcher.limits.buckets == (32, 48)  # without buckets, graphs plan at their widths
     questions, contexts = make_pairs(24, seed=5)
 
     async def main():

@@ -395,6 +395,11 @@ class Batcher:
         With CUDA graphs, warm-up is their capture: one graph per shape.
         """
         if self._wants_graphs():
+            if self.limits.buckets is None:  # a batch must be planned at a captured width
+                widths = length_buckets(self.engine.manifest.max_seq_length)
+                self.limits = self.engine.batch_limits(
+                    self.max_batch_windows, self.max_batch_tokens, widths
+                )
             try:
                 self.graphs_captured = self.engine.enable_cuda_graphs(
                     self.limits.max_windows, self.max_batch_tokens, self.limits.buckets
