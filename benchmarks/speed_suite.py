@@ -19,18 +19,26 @@ Usage::
     python benchmarks/speed_suite.py --device cuda --batch-sizes 1,32
                                                 # GPU: fp32 O3 and fp16 O4 on CUDA against
                                                 #   the pipeline in fp32 and fp16 autocast
+    python benchmarks/speed_suite.py --data dev-v1.1.json.gz --data-questions 256
+                                                # also real SQuAD lengths (a "dev" run)
+
+Every run also prints the host's share for the qa-engine runners: milliseconds per
+question spent tokenizing, padding and decoding (the host pipeline's counters, which
+overlap those stages with the model call), beside the model call's and the wall time.
 
 Exports are cached under ``~/.cache/qa-engine/speed-suite/`` (``--cache-dir``), keyed
 by architecture and library versions, so reruns start measuring at once; ``--rebuild``
 exports again (the key cannot see changes to qa-engine's own export code). Results go
 to ``benchmarks/results/speed/`` (``--out``): one ``seq<N>/`` dir per sequence length
-with the ``qa-engine bench`` outputs (results.json, results.md, plots), plus
-``speed.md`` and ``speed.json`` with the ratio tables and the issue's targets.
+with the ``qa-engine bench`` outputs (results.json, results.md, plots; ``dev/`` for
+``--data``), plus ``speed.md`` and ``speed.json`` with the ratio tables, the host share
+(``host``) and the issue's targets.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import shlex
@@ -184,6 +192,45 @@ def target_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def host_share(results: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Per qa-engine runner and batch size: host ms per question (tokenize + pad + decode),
+    model-call ms per question and wall ms per question, from the pipeline's counters."""
+    share: dict[str, dict[str, dict[str, float | None]]] = {}
+    for runner in results["runners"]:
+        for bs, t in (runner.get("stage_times") or {}).items():
+            n = t["questions"] or None
+            share.setdefault(runner["name"], {})[bs] = {
+                "host_ms_per_question": t["host_ms_per_question"],
+                "tokenize_ms_per_question": n and 1000 * t["tokenize_s"] / n,
+                "pad_ms_per_question": n and 1000 * t["pad_s"] / n,
+                "decode_ms_per_question": n and 1000 * t["decode_s"] / n,
+                "run_ms_per_question": n and 1000 * t["run_s"] / n,
+                "wall_ms_per_question": n and 1000 * t["wall_s"] / n,
+            }
+    return share
+
+
+def format_host_share(share: dict[str, dict[str, dict[str, float | None]]], label: str) -> str:
+    """The host's share as a Markdown table (ms per question, throughput calls)."""
+    lines = [
+        f"Host share, {label} (ms per question over the throughput calls; host = tokenize + "
+        "pad + decode, overlapped with the model call by the pipeline):",
+        "",
+        "| runner | batch | host | tokenize | pad | decode | model call | wall |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    keys = ("host", "tokenize", "pad", "decode", "run", "wall")
+    for name, by_batch in share.items():
+        for bs, row in by_batch.items():
+            cells = [row[f"{k}_ms_per_question"] for k in keys]
+            lines.append(
+                f"| {name} | {bs} | "
+                + " | ".join("–" if v is None else f"{v:.3f}" for v in cells)
+                + " |"
+            )
+    return "\n".join(lines)
+
+
 def format_targets(rows: list[dict[str, Any]], seq_length: int) -> str:
     lines = [f"Targets (batch 1 latency / largest-batch throughput, seq {seq_length}):"]
     for row in rows:
@@ -215,12 +262,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "against the pipeline in fp32 and fp16 autocast)",
     )
     parser.add_argument("--batch-sizes", default="1,8", help="comma-separated, e.g. 1,32")
+    parser.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="with --device cuda: also run every qa-engine variant on captured CUDA graphs "
+        "(a second runner, '... graphs', interleaved with the plain one)",
+    )
     parser.add_argument("--questions", type=int, help="questions per sequence length")
     parser.add_argument("--latency-runs", type=int)
     parser.add_argument("--memory", choices=["subprocess", "off"], help="peak RSS probes")
     parser.add_argument(
         "--rebuild", action="store_true", help="export again (after export-stage changes)"
     )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="also run on this SQuAD file's first --data-questions questions (real lengths, "
+        "e.g. dev-v1.1.json.gz): the host share at real lengths",
+    )
+    parser.add_argument("--data-questions", type=int, default=256)
     parser.add_argument("--no-progress", action="store_true")
     # Tests: a 2-layer, 32-wide model instead of SpanBERT-base.
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
@@ -274,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         bf16=cpu_has_bf16() and not on_cuda,
         fp16=on_cuda,
     )
+    if args.cuda_graphs and on_cuda:
+        specs += [
+            dataclasses.replace(s, name=f"{s.name} graphs", cuda_graphs=True)
+            for s in specs
+            if s.kind == "qa-engine"
+        ]
     log(f"runners: {', '.join(s.name for s in specs)}; threads {threads}")
 
     summary: dict[str, Any] = {
@@ -287,14 +353,21 @@ def main(argv: list[str] | None = None) -> int:
         "variants": plan["variants"],
         "runs": {},
         "targets": [],
+        "host": {},
     }
     sections = []
     longest = max(plan["seq_lengths"])
-    for seq_length in plan["seq_lengths"]:
-        log(f"sequence length {seq_length}: {plan['questions']} questions")
-        examples = synthetic_examples(
-            model_dir / "tokenizer.json", seq_length, plan["questions"], seed=seq_length
-        )
+    runs: list[tuple[int | str, list, bool]] = [
+        (n, synthetic_examples(model_dir / "tokenizer.json", n, plan["questions"], seed=n), False)
+        for n in plan["seq_lengths"]
+    ]
+    if args.data is not None:
+        from qa_engine.data import load_squad
+
+        squad = load_squad(args.data)
+        runs.append(("dev", squad.examples[: args.data_questions], squad.version_2))
+    for seq_length, examples, version_2 in runs:
+        log(f"sequence length {seq_length}: {len(examples)} questions")
         options = BenchOptions(
             batch_sizes=batch_sizes,
             latency_runs=plan["latency_runs"],
@@ -302,25 +375,36 @@ def main(argv: list[str] | None = None) -> int:
             memory=memory if seq_length == longest else "off",
             progress=not args.no_progress,
         )
+        data = (
+            f"{args.data}: first {len(examples)} questions (real lengths), random weights"
+            if seq_length == "dev"
+            else f"synthetic: {seq_length}-token pairs, random {arch_name} weights"
+        )
         results = run_benchmark(
             specs,
             examples,
-            version_2=False,
+            version_2=version_2,
             options=options,
             config={
-                "data": f"synthetic: {seq_length}-token pairs, random {arch_name} weights",
+                "data": data,
                 "peers": ["transformers", "optimum"],
                 "seq_length": seq_length,
             },
             command=command,
         )
-        write_reports(results, args.out / f"seq{seq_length}")
+        run_name = "dev" if seq_length == "dev" else f"seq{seq_length}"
+        write_reports(results, args.out / run_name)
         table = ratio_table(results)
         sizes = " and ".join(map(str, batch_sizes))
         print(f"\n## seq {seq_length} (batch 1 latency, throughput at batch {sizes})\n")
         print(table, flush=True)
-        summary["runs"][str(seq_length)] = f"seq{seq_length}/results.json"
+        summary["runs"][str(seq_length)] = f"{run_name}/results.json"
         sections += [f"## Sequence length {seq_length}", "", table, ""]
+        summary["host"][str(seq_length)] = share = host_share(results)
+        label = "real SQuAD lengths" if seq_length == "dev" else f"seq {seq_length}"
+        host_table = format_host_share(share, label)
+        print("\n" + host_table, flush=True)
+        sections += [host_table, ""]
         if seq_length == longest:
             summary["environment"] = results["environment"]
             if not on_cuda:  # issue 6's targets are CPU targets

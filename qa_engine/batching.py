@@ -107,12 +107,23 @@ def length_buckets(max_seq_length: int, smallest: int = 32) -> tuple[int, ...]:
 
 
 def row_sizes(max_rows: int) -> tuple[int, ...]:
-    """Batch sizes a padded batch may have: powers of two up to, and ending at, max_rows."""
+    """Batch sizes a row-padded batch may have: powers of two up to, and ending at, max_rows.
+
+    E.g. 32 -> (1, 2, 4, 8, 16, 32): the serve batcher's warmed-up shapes and the CUDA
+    graphs' captured buckets, at most ~2x padding rows.
+    """
     sizes, rows = [], 1
     while rows < max_rows:
         sizes.append(rows)
         rows *= 2
     return (*sizes, max_rows)
+
+
+def max_rows_for(width: int, max_windows: int, max_tokens: int | None) -> int:
+    """Rows a batch ``width`` wide may have under both budgets (at least one)."""
+    if max_tokens is None:
+        return max(1, max_windows)
+    return max(1, min(max_windows, max_tokens // width))
 
 
 @dataclass(frozen=True)

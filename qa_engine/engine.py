@@ -11,25 +11,21 @@ An engine holds no per-call state, so one engine can serve many threads at once
 
 from __future__ import annotations
 
-import itertools
 import os
+import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qa_engine import verification
-from qa_engine.batching import (
-    BatchLimits,
-    length_buckets,
-    pad_windows,
-    plan_batches,
-    warmup_windows,
-)
+from qa_engine.batching import BatchLimits, length_buckets, plan_batches, warmup_windows
 from qa_engine.decoding import Answer, DecodedQuestion, WindowLogits, decode_question
+from qa_engine.graphs import GraphBinder, GraphPlan, GraphRunner
 from qa_engine.manifest import MODEL_NAME, TOKENIZER_NAME, ExportManifest
+from qa_engine.pipeline import BatchRunner, Pipeline, SessionRunner, StageTimes, run_padded
 from qa_engine.plan import PlanIgnored, TunePlan, find_plan
 from qa_engine.selfcheck import Verdict
 from qa_engine.session import OPENVINO, OnnxQASession, ProviderSpec
@@ -94,6 +90,9 @@ class QAEngine:
         >>> engine("Who built it?", "The tower was built by Eiffel.").text
         'eiffel'
     """
+
+    # The captured CUDA graphs that replace the plain session for every batch, or None.
+    _graph_runner: GraphRunner | None = None
 
     def __init__(
         self,
@@ -195,14 +194,80 @@ class QAEngine:
             device=device,
             providers=providers,
             whole_graph=whole,
+            max_seq_length=self.manifest.max_seq_length,
             **self._session_args,
         )
+
+    def enable_cuda_graphs(
+        self,
+        max_windows: int = 32,
+        max_tokens: int | None = None,
+        buckets: tuple[int, ...] | None = None,
+        *,
+        binder: GraphBinder | None = None,
+    ) -> int:
+        """Capture one CUDA graph per (rows, width) bucket and run every batch on them.
+
+        Batches are then planned within the graphs' limits and padded to their bucket
+        (masked rows and columns, outputs dropped), copied into the bucket's device
+        buffers and replayed: no per-call allocation, one launch per batch.
+
+        Args:
+            max_windows: Rows of the largest bucket.
+            max_tokens: Padded tokens per batch at most (bounds the rows of wide buckets).
+            buckets: Widths (default: the length buckets of ``max_seq_length``).
+            binder: The device side (default: ``CudaGraphBinder`` on this engine's model
+                and CUDA device; tests pass a host-memory one).
+
+        Returns:
+            The graphs captured.
+
+        Raises:
+            ValueError: The engine does not run on CUDA (and no ``binder`` was given),
+                or the variant is not batch-invariant.
+        """
+        if not self.batch_invariant:
+            raise ValueError(
+                f"this {self.manifest.precision} variant is not batch-invariant: its padded "
+                "rows would change the real rows' answers, so it cannot run on CUDA graphs"
+            )
+        limits = BatchLimits(max_windows, max_tokens, buckets)
+        plan = GraphPlan.for_limits(limits, self.manifest.max_seq_length)
+        if plan.widths[-1] < self.manifest.max_seq_length:
+            raise ValueError(
+                f"the widest bucket ({plan.widths[-1]}) must hold the longest window "
+                f"(max_seq_length {self.manifest.max_seq_length}); got buckets {plan.widths}"
+            )
+        if binder is None:
+            if not self.session.uses_cuda:
+                raise ValueError(
+                    f"CUDA graphs need a CUDA session; this engine runs on {self.providers} "
+                    "(load it with device='cuda')"
+                )
+            from qa_engine.graph_session import CudaGraphBinder
+
+            binder = CudaGraphBinder(
+                self.path / MODEL_NAME, self.session._device_id, self._session_args["threads"]
+            )
+        runner = GraphRunner(plan, binder)
+        captured = runner.capture(self.tokenizer.pad_id)
+        self._graph_runner = runner
+        return captured
+
+    def disable_cuda_graphs(self) -> None:
+        """Run batches on the plain session again."""
+        self._graph_runner = None
 
     @property
     def batch_invariant(self) -> bool:
         """Whether windows may share an onnxruntime call without changing each other's
         logits; False (dynamic int8) makes every call take one window."""
         return self.manifest.is_batch_invariant
+
+    @property
+    def runner(self) -> BatchRunner:
+        """What runs a padded batch: the captured CUDA graphs if enabled, else the session."""
+        return self._graph_runner or SessionRunner(self.session)
 
     @property
     def providers(self) -> list[str]:
@@ -292,10 +357,19 @@ class QAEngine:
         handle_impossible: bool | None = None,
         null_threshold: float | None = None,
         n_best: int = 20,
+        stats: StageTimes | None = None,
+        overlap: bool = True,
     ) -> Iterator[DecodedQuestion]:
         """Like :meth:`stream`, yielding the full decoding (answers plus null/best scores).
 
         Evaluation uses ``null_minus_best`` for the SQuAD 2.0 threshold search.
+
+        Args:
+            stats: A :class:`~qa_engine.pipeline.StageTimes` the call adds its stage
+                seconds to (tokenize, pad, run, decode, wall); host ms per question.
+            overlap: Tokenize and pad the next batch, and decode the last one, in worker
+                threads while the current batch runs (:mod:`qa_engine.pipeline`); False
+                runs the stages one after the other. The answers are the same.
         """
         batch_size = self.batch_size if batch_size is None else batch_size
         _positive_int("batch_size", batch_size)
@@ -306,26 +380,34 @@ class QAEngine:
         _positive_int("max_answer_length", max_answer_length)
         threshold = self._threshold(handle_impossible, null_threshold)
         pairs = _pairs(questions, contexts)  # type and length errors raise here, not lazily
-        return self._decode_pairs(
-            pairs,
-            batch_size=batch_size,
+        pipeline = self.pipeline(
+            batch_size,
             top_k=top_k,
             n_best=max(n_best, top_k),
             max_answer_length=max_answer_length,
             null_threshold=threshold,
         )
+        return _timed(
+            pipeline.run_overlapped if overlap else pipeline.run_serial,
+            pairs,
+            StageTimes() if stats is None else stats,
+        )
 
-    def _decode_pairs(
-        self, pairs: Iterator[tuple[str, str]], *, batch_size: int, **decode_options
-    ) -> Iterator[DecodedQuestion]:
-        while chunk := list(itertools.islice(pairs, max(_CHUNK_QUESTIONS, batch_size))):
-            chunk_questions, chunk_contexts = zip(*chunk, strict=True)
-            for windows, context in zip(
-                self.window_logits(chunk_questions, chunk_contexts, batch_size=batch_size),
-                chunk_contexts,
-                strict=True,
-            ):
-                yield decode_question(windows, context, **decode_options)
+    def pipeline(self, batch_size: int = 32, **decode_options) -> Pipeline:
+        """The host pipeline of one call: this engine's tokenizer, batch limits, runner and
+        decoder (``decode_options`` as :func:`~qa_engine.decoding.decode_question` takes)."""
+
+        def decode(windows: list[WindowLogits], context: str) -> DecodedQuestion:
+            return decode_question(windows, context, **decode_options)
+
+        return Pipeline(
+            self.tokenizer.encode_batch,
+            self.runner,
+            self._run_limits(batch_size),
+            self.tokenizer.pad_id,
+            decode,
+            max(_CHUNK_QUESTIONS, batch_size),
+        )
 
     def _threshold(self, handle_impossible: bool | None, null_threshold: float | None):
         if handle_impossible is False:
@@ -385,7 +467,7 @@ class QAEngine:
             float32 with the window's own length (padding cut off).
         """
         _positive_int("batch_size", batch_size)
-        limits = self.batch_limits(batch_size, max_tokens)
+        limits = self._run_limits(batch_size, max_tokens)
         results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(windows)  # type: ignore[list-item]
         # Longest first, so a batch too big for memory fails at once, not at the end.
         for batch in plan_batches([len(w) for w in windows], limits):
@@ -443,13 +525,34 @@ class QAEngine:
             ran += 1
         return ran
 
+    def _run_limits(self, batch_size: int, max_tokens: int | None = None) -> BatchLimits:
+        """The limits of this engine's own calls: with CUDA graphs, within the buckets."""
+        limits = self.batch_limits(batch_size, max_tokens)
+        if self._graph_runner is None:
+            return limits
+        graphs = self._graph_runner.plan.limits()
+        tokens = [t for t in (max_tokens, graphs.max_tokens) if t is not None]
+        return BatchLimits(
+            min(limits.max_windows, graphs.max_windows),
+            min(tokens) if tokens else None,
+            graphs.buckets,
+        )
+
     def run_batch(
         self, windows: Sequence[Window], width: int | None = None, rows: int | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """One onnxruntime call on ``windows`` padded to ``width`` (default: the longest)
         and to ``rows`` rows (default: one per window; copies of the last one fill up).
 
-        Thread-safe; the serve batching core calls it from worker threads.
+        Thread-safe; the serve batching core calls it from worker threads. The pad and
+        run stage is the pipeline's (:func:`~qa_engine.pipeline.run_padded`).
+
+        Args:
+            windows: The windows of the batch.
+            width: Padded width (default: the longest window).
+            rows: Pad the batch to this many rows (masked rows, outputs dropped), e.g.
+                to one of the shapes a server warmed up; the CUDA-graph runner pads to its
+                captured buckets anyway.
 
         Returns:
             ``(start_logits, end_logits)`` per window, each cut to the window's length.
@@ -462,13 +565,36 @@ class QAEngine:
                 "window per call (see engine.batch_limits)"
             )
         width = max(len(w) for w in windows) if width is None else width
-        padded = list(windows) + [windows[-1]] * ((rows or 0) - len(windows))
-        input_ids, attention, type_ids = pad_windows(padded, width, self.tokenizer.pad_id)
-        start, end = self.session.run(input_ids, attention, type_ids)  # (batch, seq) each
-        return [
-            (start[row, : len(w)].copy(), end[row, : len(w)].copy())
-            for row, w in enumerate(windows)
-        ]
+        runner = self.runner
+        if rows is not None and rows > len(windows):
+            runner = _RowPadded(runner, rows)
+        return run_padded(runner, windows, width, self.tokenizer.pad_id)
+
+
+class _RowPadded:
+    """A runner whose batches have at least ``rows`` rows (the extra rows masked)."""
+
+    def __init__(self, runner: BatchRunner, rows: int) -> None:
+        self._runner, self._rows = runner, rows
+
+    def padded_shape(self, rows: int, width: int) -> tuple[int, int]:
+        return self._runner.padded_shape(max(rows, self._rows), width)
+
+    def run(self, *arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._runner.run(*arrays)
+
+
+def _timed(
+    stages: Callable[[Iterator[tuple[str, str]], StageTimes], Iterator[DecodedQuestion]],
+    pairs: Iterator[tuple[str, str]],
+    stats: StageTimes,
+) -> Iterator[DecodedQuestion]:
+    """Run ``stages`` lazily, adding the call's wall time to ``stats.wall_s``."""
+    started = time.perf_counter()
+    try:
+        yield from stages(pairs, stats)
+    finally:
+        stats.wall_s += time.perf_counter() - started
 
 
 def _positive_int(name: str, value: object) -> None:

@@ -7,7 +7,10 @@ This is the only module that imports onnxruntime. Provider rules (see STYLE.md):
 - ``device="auto"`` picks CUDA when this build has it, else OpenVINO when this build has
   it and the CPU computes bf16 natively (AMX or AVX512-BF16), else CPU; ``"cpu"``,
   ``"cuda"`` (``"cuda:N"`` for device N) and ``"openvino"`` (``"openvino:bf16"``,
-  ``"openvino:f32"``; plain ``"openvino"`` is bf16 on AMX CPUs, f32 elsewhere) ask for one.
+  ``"openvino:f32"``; plain ``"openvino"`` is bf16 on AMX CPUs, f32 elsewhere) and
+  ``"tensorrt"`` (``"tensorrt:N"``: TensorRT fp16 with engine and timing caches and
+  length-bucket profiles, :mod:`qa_engine.tensorrt`; CUDA takes what TensorRT cannot run)
+  ask for one.
 - Asking for an accelerator and silently getting CPU is an error: onnxruntime falls back
   to CPU when a provider fails to initialise, which would poison benchmark numbers, so
   the providers of the built session are checked. For OpenVINO the node assignment is
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from qa_engine import tensorrt
 from qa_engine.openvino.cpu import has_amx
 from qa_engine.openvino.options import (
     RECORD_ASSIGNMENT,
@@ -36,10 +40,11 @@ from qa_engine.openvino.options import (
     summarize_assignment,
 )
 
-DEVICES = ("auto", "cpu", "cuda", "openvino")
+DEVICES = ("auto", "cpu", "cuda", "openvino", "tensorrt")
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 OPENVINO = "OpenVINOExecutionProvider"
+TENSORRT = tensorrt.TENSORRT
 # Inputs a BERT-family QA model may declare; token_type_ids is absent for some exports.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -95,11 +100,13 @@ def resolve_providers(
         raise TypeError(f"device must be a string, got {type(device).__name__}")
     kind, colon, index = device.partition(":")
     valid_index = not colon or (
-        index.isdigit() if kind == "cuda" else kind == "openvino" and index in ("bf16", "f32")
+        index.isdigit()
+        if kind in ("cuda", "tensorrt")
+        else kind == "openvino" and index in ("bf16", "f32")
     )
     if kind not in DEVICES or not valid_index:
         raise ValueError(
-            f"device must be one of {DEVICES} (or 'cuda:N', 'openvino:bf16', "
+            f"device must be one of {DEVICES} (or 'cuda:N', 'tensorrt:N', 'openvino:bf16', "
             f"'openvino:f32'), got {device!r}"
         )
     if kind == "auto":
@@ -110,6 +117,16 @@ def resolve_providers(
         return [(CPU, {})]
     if kind == "cpu":
         return [(CPU, {})]
+    if kind == "tensorrt":
+        if TENSORRT not in available:
+            raise ValueError(tensorrt.missing_message(device, available))
+        # The caches and profiles are filled in by OnnxQASession, which knows the model.
+        device_id = int(index or 0)
+        return [
+            (TENSORRT, {"device_id": str(device_id), "trt_fp16_enable": "True"}),
+            (CUDA, {"device_id": device_id}),
+            (CPU, {}),
+        ]
     wanted, options = (
         (CUDA, {"device_id": int(index or 0)})
         if kind == "cuda"
@@ -224,6 +241,9 @@ class OnnxQASession:
             for sessions that share cores with other sessions).
         whole_graph: An OpenVINO session that leaves nodes to the CPU provider is an
             error rather than a warning (``device="auto"`` then tries its next candidate).
+        max_seq_length: Longest window (TensorRT's profiles; default 512).
+        trt_cache_dir: TensorRT engine and timing cache (default: ``trt-cache/`` beside
+            the model).
 
     Raises:
         FileNotFoundError: ``model_path`` does not exist.
@@ -240,6 +260,8 @@ class OnnxQASession:
         threads: int | None = None,
         spinning: bool = True,
         whole_graph: bool = False,
+        max_seq_length: int | None = None,
+        trt_cache_dir: str | os.PathLike | None = None,
     ) -> None:
         path = Path(model_path)
         if not path.is_file():
@@ -250,16 +272,21 @@ class OnnxQASession:
             if threads < 1:
                 raise ValueError(f"threads must be >= 1, got {threads}")
         resolved = resolve_providers(device, providers, threads)
-        # The OpenVINO precision hint that reached the provider (None: not OpenVINO).
-        self.inference_hint: str | None = _openvino_hint(resolved)
+        resolved = _with_tensorrt_settings(resolved, path, max_seq_length, trt_cache_dir)
+        # The OpenVINO precision hint that reached the provider (None: not OpenVINO);
+        # TensorRT with fp16 on computes in f16 below an fp32 graph.
+        self.inference_hint: str | None = _openvino_hint(resolved) or _tensorrt_hint(resolved)
         self._session = create_session(path, resolved, threads, spinning)
         self.providers: list[str] = list(self._session.get_providers())
         accelerators = [name for name, _ in resolved if name != CPU]
         dropped = [name for name in accelerators if name not in self.providers]
         if dropped:
             message = (
-                f"{dropped} requested but the session runs on {self.providers}: onnxruntime "
-                "fell back (missing driver/libraries, or no device); see its log above"
+                tensorrt.fallback_message(self.providers)
+                if TENSORRT in dropped
+                else f"{dropped} requested but the session runs on {self.providers}: "
+                "onnxruntime fell back (missing driver/libraries, or no device); see its "
+                "log above"
             )
             if device == "auto" and providers is None:
                 warnings.warn(message, stacklevel=2)
@@ -285,8 +312,10 @@ class OnnxQASession:
                 self.openvino_share = None
                 self.inference_hint = None
         self._device_id = next(
-            (int(opts.get("device_id", 0)) for name, opts in resolved if name == CUDA), 0
+            (int(opts.get("device_id", 0)) for name, opts in resolved if name in (CUDA, TENSORRT)),
+            0,
         )
+        self.model_path = path
         self.uses_cuda = CUDA in self.providers
 
         declared = {i.name: i.type for i in self._session.get_inputs()}
@@ -371,6 +400,50 @@ class OnnxQASession:
         else:
             start, end = self._session.run(self.output_names, feeds)
         return np.asarray(start, dtype=np.float32), np.asarray(end, dtype=np.float32)
+
+
+def _with_tensorrt_settings(
+    resolved: list[tuple[str, dict[str, Any]]],
+    path: Path,
+    max_seq_length: int | None,
+    cache_dir: str | os.PathLike | None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Fill a TensorRT entry's caches and profiles (the model's input names are read
+    first: a profile may only name inputs the model has)."""
+    if not any(name == TENSORRT for name, _ in resolved):
+        return resolved
+    out = []
+    for name, options in resolved:
+        if name == TENSORRT:
+            defaults = tensorrt.tensorrt_options(
+                cache_dir or path.parent / tensorrt.CACHE_DIR_NAME,
+                _input_names(path),
+                max_seq_length or 512,
+                device_id=int(options.get("device_id", 0)),
+                fp16=str(options.get("trt_fp16_enable", "True")).lower() in ("1", "true"),
+            )
+            options = {**defaults, **options}  # explicit options win
+        out.append((name, options))
+    return out
+
+
+def _input_names(path: Path) -> list[str]:
+    """The model's declared inputs, from a CPU session with every optimisation off."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=[CPU])
+    except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        raise ValueError(f"{path}: onnxruntime cannot load this model ({err})") from err
+    return [i.name for i in session.get_inputs() if i.name in MODEL_INPUTS]
+
+
+def _tensorrt_hint(resolved: list[tuple[str, dict[str, Any]]]) -> str | None:
+    for name, options in resolved:
+        if name == TENSORRT:
+            return "f16" if str(options.get("trt_fp16_enable")).lower() in ("1", "true") else None
+    return None
 
 
 def _openvino_hint(resolved: list[tuple[str, dict[str, Any]]]) -> str | None:

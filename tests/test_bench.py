@@ -396,6 +396,13 @@ def test_bench_v2_reports_hasans_noans_and_best_f1(tiny_model_dir: Path, tmp_pat
         for key in ("HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh"):
             assert key in r["metrics"], (r["name"], r["metrics"])
         assert r["peak_rss_mib"] is None  # memory probes off
+        if r["kind"] == "qa-engine":  # the host pipeline's counters, per batch size
+            stages = r["stage_times"]["4"]
+            assert stages["questions"] >= len(squad.examples) and stages["run_s"] > 0
+            assert r["host_ms_per_question"] == {"4": stages["host_ms_per_question"]}
+            assert r["host_ms_per_question"]["4"] > 0
+        else:
+            assert r["stage_times"] is None and r["host_ms_per_question"] is None
 
 
 @pytest.mark.slow
@@ -409,8 +416,11 @@ def test_speed_suite_quick_runs_on_a_tiny_model(
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| qa-engine int8-dynamic O3 |" in proc.stdout
+    assert "Host share, seq 128" in proc.stdout and "host ms/q @8" in proc.stdout
     summary = json.loads((out / "speed.json").read_text())
     assert summary["runs"] == {"128": "seq128/results.json"}
+    host = summary["host"]["128"]["qa-engine int8-dynamic O3"]["8"]
+    assert host["host_ms_per_question"] > 0 and host["run_ms_per_question"] > 0
     assert {t["target"] for t in summary["targets"]} >= {"latency vs transformers fp32"}
     results = json.loads((out / "seq128" / "results.json").read_text())
     validate_results(results)

@@ -127,6 +127,7 @@ class _Timings:
     predictions: dict[str, dict[int, Predictions]]  # batch size -> predictions
     providers: dict[str, str | None]
     self_checks: dict[str, dict | None]
+    stage_times: dict[str, dict | None]  # batch size (str) -> StageTimes.to_dict()
 
 
 def _time_all(
@@ -169,14 +170,16 @@ def _time_all(
             predictions[name][bs] = p
     providers: dict[str, str | None] = {}
     self_checks: dict[str, dict | None] = {}
+    stages: dict[str, dict | None] = {}
     for runner in runners:
-        providers[runner.name] = self_checks[runner.name] = None
+        providers[runner.name] = self_checks[runner.name] = stages[runner.name] = None
         if runner.name in load_s:
             with contextlib.suppress(Exception):  # a provider we cannot read is not fatal
                 providers[runner.name] = runner.provider_used
                 self_checks[runner.name] = runner.self_check
+                stages[runner.name] = runner.stage_times()
         runner.close()
-    return _Timings(load_s, latency, throughput, predictions, providers, self_checks)
+    return _Timings(load_s, latency, throughput, predictions, providers, self_checks, stages)
 
 
 def _probe_memory(
@@ -218,6 +221,7 @@ def _runner_entry(
     preds = timings.predictions.get(name, {})
     scored = None if error else preds.get(options.batch_sizes[0])
     base = timings.predictions.get(baseline or "", {}).get(options.batch_sizes[0])
+    stages = timings.stage_times.get(name)
     consistent = None
     if scored is not None and len(preds) == len(options.batch_sizes):
         same = [len(set(t)) == 1 for t in zip(*(p.texts for p in preds.values()), strict=True)]
@@ -234,6 +238,10 @@ def _runner_entry(
         "model_rss_mib": memory.get("model_rss_mib"),
         "latency_ms": asdict(timings.latency[name]) if name in timings.latency else None,
         "throughput_qps": {} if error else timings.throughput.get(name, {}),
+        "stage_times": None if error else stages,
+        "host_ms_per_question": None
+        if error or stages is None
+        else {bs: t["host_ms_per_question"] for bs, t in stages.items()},
         "metrics": None if scored is None else _score(scored, examples, version_2),
         "agreement_with_baseline": None
         if scored is None or base is None

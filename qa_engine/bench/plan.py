@@ -80,6 +80,8 @@ class RunnerSpec:
         precision: Weight precision, for the tables (``fp32``, ``bf16``, ``int8-dynamic``...).
         optimization: ORT optimisation level of the graph, for the tables.
         same_file_as: For the Optimum peer: the qa-engine runner on the same ONNX file.
+        cuda_graphs: For qa-engine on CUDA: batches run on captured CUDA graphs
+            (``QAEngine.enable_cuda_graphs``, captured at load).
     """
 
     name: str
@@ -92,6 +94,7 @@ class RunnerSpec:
     precision: str = "fp32"
     optimization: str = "none"
     same_file_as: str | None = None
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -26,9 +26,11 @@ def ratio_table(results: dict[str, Any]) -> str:
     sizes = _batch_sizes(results)
     head = ["runner", "p50 ms", "p95 ms", "p50 speedup"]
     head += [f"q/s @{b}" for b in sizes] + [f"speedup @{b}" for b in sizes]
+    head += [f"host ms/q @{sizes[-1]}"]
     rows = [head, ["---"] + ["---:"] * (len(head) - 1)]
     for r in results["runners"]:
         lat, qps, ratios = r["latency_ms"] or {}, r["throughput_qps"] or {}, r["ratios"] or {}
+        host = r.get("host_ms_per_question") or {}
         speedups = ratios.get("throughput_speedup") or {}
         row = [
             r["name"] + (" (baseline)" if r["name"] == results["baseline"] else ""),
@@ -38,6 +40,7 @@ def ratio_table(results: dict[str, Any]) -> str:
         ]
         row += [_fmt(qps.get(b), 2) for b in sizes]
         row += [_fmt(speedups.get(b), 2, "x") for b in sizes]
+        row += [_fmt(host.get(sizes[-1]), 2)]
         if r["error"]:
             row[1] = f"failed: {r['error'][:60]}"
         rows.append(row)
@@ -102,7 +105,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"- settings (all runners): max_seq_length {s['max_seq_length']}, doc_stride "
         f"{s['doc_stride']}, max_answer_length {s['max_answer_length']}",
         f"- latency: batch 1, {cfg['latency_runs']} interleaved runs after {cfg['warmup']} "
-        f"warm-up rounds; throughput end to end (tokenization + decoding included)",
+        f"warm-up rounds; throughput end to end (tokenization + decoding included); "
+        "host ms/q: tokenize + pad + decode per question at the largest batch size "
+        "(qa-engine's pipeline counters; the rest is the model call)",
         f"- baseline: {results['baseline'] or 'none (ratios omitted)'}",
         "",
         "## Speed",

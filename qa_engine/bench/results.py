@@ -44,6 +44,13 @@ as ``"1"``, ``"8"``...
                        float | null, from the subprocess probe (qa_engine.bench.memory)
       latency_ms       {p50, p95, p99, mean, min: float; runs: int} | null, batch 1
       throughput_qps   {batch size: float}, questions/s end to end
+      stage_times      {batch size: object} | null (qa-engine runners): the host
+                       pipeline's counters over that batch size's throughput calls
+                       (qa_engine.pipeline.StageTimes.to_dict(): tokenize_s, pad_s,
+                       run_s, decode_s, wall_s, questions, windows, batches,
+                       padded_tokens, real_tokens, host_s, host_ms_per_question)
+      host_ms_per_question {batch size: float} | null, (tokenize + pad + decode)
+                       seconds per question, in ms: the host's share
       metrics          object | null, official SQuAD metrics (qa_engine.metrics) of
                        the predictions at metrics_batch_size: exact, f1, total (v1.1
                        also exact_match, the same number); v2 adds
@@ -92,6 +99,8 @@ RUNNER_KEYS = (
     "model_rss_mib",
     "latency_ms",
     "throughput_qps",
+    "stage_times",
+    "host_ms_per_question",
     "metrics",
     "agreement_with_baseline",
     "batch_size_agreement",

@@ -15,6 +15,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from qa_engine.bench.plan import RunnerSpec, model_size_bytes
 from qa_engine.extras import require
@@ -89,6 +90,11 @@ class Runner(ABC):
         """The runtime's self-check verdict (qa-engine runners), else None."""
         return None
 
+    def stage_times(self) -> dict[str, dict] | None:
+        """Seconds per pipeline stage of the ``answer_many`` calls, per batch size
+        (``StageTimes.to_dict()``; qa-engine runners), else None."""
+        return None
+
     @property
     def model_size(self) -> int:
         """Bytes on disk of the weights this runner loads."""
@@ -119,6 +125,10 @@ class QAEngineRunner(Runner):
             threads=self.spec.threads,
             spinning=ORT_SPINNING,
         )
+        if self.spec.cuda_graphs:
+            self.engine.enable_cuda_graphs(max_windows=32)
+        self._stage_class = require("qa_engine.pipeline", "cpu").StageTimes
+        self._stages: dict[int, Any] = {}
 
     def answer_one(self, question: str, context: str) -> str:
         return self.engine(question, context).text
@@ -134,6 +144,7 @@ class QAEngineRunner(Runner):
             max_answer_length=s.max_answer_length,
             handle_impossible=s.version_2,
             null_threshold=s.null_threshold if s.version_2 else None,
+            stats=self._stages.setdefault(batch_size, self._stage_class()),
         )
         texts, scores = [], []
         for d in decoded:
@@ -150,6 +161,9 @@ class QAEngineRunner(Runner):
     @property
     def self_check(self) -> dict | None:
         return self.engine.self_check.to_dict()
+
+    def stage_times(self) -> dict[str, dict] | None:
+        return {str(bs): stats.to_dict() for bs, stats in self._stages.items()}
 
     def close(self) -> None:
         self.engine = None

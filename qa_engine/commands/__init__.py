@@ -41,7 +41,7 @@ device_option = click.option(
     "--device",
     default="auto",
     show_default=True,
-    help="auto, cpu, cuda, cuda:N, openvino, openvino:bf16 or openvino:f32.",
+    help="auto, cpu, cuda, cuda:N, tensorrt, tensorrt:N, openvino, openvino:bf16 or openvino:f32.",
 )
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1), default=None, help="onnxruntime intra-op threads."

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -138,6 +139,10 @@ class Batcher:
             raises :class:`RequestTooLarge` before any window runs.
         observer: Gets per-batch and per-request measurements.
         workers: Threads for tokenization and decoding (default: the cores, at least 2).
+        cuda_graphs: Capture one CUDA graph per (rows, width) shape at warm-up and run
+            every batch on them (``engine.enable_cuda_graphs``); None: when the engine
+            runs on CUDA and is batch-invariant, falling back to the plain session (with
+            a warning) if capture fails.
     """
 
     def __init__(
@@ -153,6 +158,7 @@ class Batcher:
         max_context_tokens: int | None = None,
         observer: BatchObserver | None = None,
         workers: int | None = None,
+        cuda_graphs: bool | None = None,
     ) -> None:
         if buckets is DEFAULT_BUCKETS:
             buckets = length_buckets(engine.manifest.max_seq_length)
@@ -164,6 +170,9 @@ class Batcher:
         self.pad_rows = pad_rows
         self.max_context_tokens = max_context_tokens
         self.observer = observer
+        self.cuda_graphs = cuda_graphs
+        self.graphs_captured = 0  # CUDA graphs captured at warm-up
+        self.graphs_error: str | None = None
         self._workers = workers or max(2, len(os.sched_getaffinity(0)))
         self._queue = FairQueue(
             self.limits, max_batch_tokens, max_batch_windows, max_request_batch_tokens
@@ -409,9 +418,12 @@ class Batcher:
             windows = [items[i].window for i in batch.indices]
             rows = self._padded_rows(len(windows), batch.width)
             started = time.perf_counter()
-            outputs = self.engine.run_batch(
-                windows + [windows[-1]] * (rows - len(windows)), batch.width
-            )
+            # The pipeline's pad-and-run stage: padding rows are masked and dropped
+            # (with CUDA graphs the batch is padded to its captured bucket anyway).
+            if rows > len(windows):
+                outputs = self.engine.run_batch(windows, batch.width, rows=rows)
+            else:
+                outputs = self.engine.run_batch(windows, batch.width)
             seconds = time.perf_counter() - started
             if self.observer is not None:
                 real = sum(len(w) for w in windows)
@@ -447,11 +459,34 @@ class Batcher:
         widths = self.limits.buckets or length_buckets(self.engine.manifest.max_seq_length)
         return [(rows, width) for width in widths for rows in row_sizes(self._max_rows(width))]
 
+    def _wants_graphs(self) -> bool:
+        if self.cuda_graphs is not None:
+            return self.cuda_graphs
+        session = getattr(self.engine, "session", None)
+        return bool(getattr(session, "uses_cuda", False)) and self.engine.batch_invariant
+
     def warm_up(self) -> int:
         """Run each shape once (blocking; call it in a thread). Returns the shapes run.
 
         The same warm-up batches as ``QAEngine.warm_up`` (:func:`batching.warmup_windows`).
+        With CUDA graphs, warm-up is their capture: one graph per shape.
         """
+        if self._wants_graphs():
+            if self.limits.buckets is None:  # a batch must be planned at a captured width
+                widths = length_buckets(self.engine.manifest.max_seq_length)
+                self.limits = self.engine.batch_limits(
+                    self.max_batch_windows, self.max_batch_tokens, widths
+                )
+            try:
+                self.graphs_captured = self.engine.enable_cuda_graphs(
+                    self.limits.max_windows, self.max_batch_tokens, self.limits.buckets
+                )
+                return self.graphs_captured
+            except Exception as err:  # auto: serve without graphs rather than not at all
+                if self.cuda_graphs:
+                    raise
+                self.graphs_error = f"{type(err).__name__}: {err}"
+                warnings.warn(f"CUDA graphs off: {self.graphs_error}", stacklevel=2)
         shapes = self.shapes()
         pad = self.engine.tokenizer.pad_id
         for rows, width in shapes:

@@ -42,6 +42,7 @@ class Service:
             max_request_batch_tokens=settings.max_request_batch_tokens,
             max_context_tokens=settings.max_context_tokens,
             observer=self.metrics,
+            cuda_graphs=settings.cuda_graphs,
         )
         self.admitted = 0
         self.warmed_up = not settings.warmup
@@ -195,6 +196,8 @@ class Service:
                 "buckets": self.batcher.limits.buckets,
                 "pad_rows": self.batcher.pad_rows,
                 "shapes": len(self.batcher.shapes()),
+                "cuda_graphs": self.batcher.graphs_captured,
+                "cuda_graphs_error": self.batcher.graphs_error,
             },
             "warmup_s": self.warmup_s,
             "version": package_version,

@@ -23,7 +23,7 @@ class ServeSettings:
     host: str = "127.0.0.1"
     # TCP port (0: any free port).
     port: int = 8000
-    # Engine device: auto, cpu, cuda, cuda:N, openvino, openvino:bf16, openvino:f32.
+    # Engine device: auto, cpu, cuda, cuda:N, tensorrt, openvino, openvino:bf16, openvino:f32.
     device: str = "auto"
     # onnxruntime intra-op threads (None: one per core).
     threads: int | None = None
@@ -64,6 +64,10 @@ class ServeSettings:
     # Pad each batch's rows up to a warmed batch size as well as its width up to a
     # bucket (None: only on OpenVINO, where every new input shape costs a slow first run).
     pad_batch_rows: bool | None = None
+    # Run batches on captured CUDA graphs, one per (rows, width) bucket, captured during
+    # warm-up (None: when the engine runs on CUDA and the variant is batch-invariant; a
+    # graph that cannot be captured then falls back to the plain session with a warning).
+    cuda_graphs: bool | None = None
     # Seconds a 429 asks the client to wait (Retry-After).
     retry_after_s: int = 1
     # Longest a drain waits for admitted requests before the process exits anyway.
