@@ -9,7 +9,15 @@ import click
 # Literal copies of qa_engine.export.options (importing it is cheap, but keeping the CLI
 # module free of package imports keeps `--help` fast and dependency-free).
 OPTIMIZE_LEVELS = ("none", "O1", "O2", "O3", "O4")
-QUANTIZE_MODES = ("none", "int8-dynamic", "int8-static", "int8-openvino", "fp16", "auto")
+QUANTIZE_MODES = (
+    "none",
+    "int8-dynamic",
+    "int8-static",
+    "int8-nncf",
+    "int8-openvino",
+    "fp16",
+    "auto",
+)
 
 PARITY_EXIT_CODE = 3
 
@@ -37,8 +45,10 @@ class ParityFailed(click.ClickException):
     default="none",
     show_default=True,
     help="int8-dynamic (CPU preset auto-detected), int8-static (QDQ, needs "
-    "--calibration-file), int8-openvino (NNCF QDQ for OpenVINO's int8 kernels, needs "
-    "--calibration-file and nncf), fp16 (GPU), or auto: fastest variant within --max-f1-drop.",
+    "--calibration-file), int8-nncf (NNCF static int8, batch-invariant: batches on the CPU and "
+    "OpenVINO providers; needs --calibration-file and nncf), int8-openvino (NNCF QDQ for "
+    "OpenVINO's int8 kernels, needs --calibration-file and nncf), fp16 (GPU), or auto: "
+    "fastest variant within --max-f1-drop.",
 )
 @click.option(
     "--calibration-file",
