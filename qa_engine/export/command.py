@@ -96,6 +96,14 @@ class ParityFailed(click.ClickException):
     show_default=True,
     help="fp32 parity gate on max |logit difference| vs PyTorch.",
 )
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="The batch size the model will run at: auto ranks variants by windows/s there "
+    "(a variant that is not batch-invariant runs one window per call); 1: batch-1 latency.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing export at OUT_DIR.")
 def export(
     model_dir: str,
@@ -111,6 +119,7 @@ def export(
     doc_stride: int | None,
     opset: int | None,
     atol: float,
+    batch_size: int,
     force: bool,
 ) -> None:
     """Export MODEL_DIR (fine-tuned dir or hub id) to a verified ONNX dir OUT_DIR.
@@ -141,6 +150,7 @@ def export(
             opset=opset,
             force=force,
             atol=atol,
+            batch_size=batch_size,
         )
     except (ValueError, FileNotFoundError) as err:
         raise click.UsageError(str(err)) from err

@@ -57,6 +57,9 @@ class ExportOptions:
         force: Replace an existing export at ``out_dir``.
         atol: fp32 parity gate on max |logit difference|.
         seed: Seed for the generated parity pairs.
+        batch_size: Windows per call the model will run at; ``auto`` ranks speed there
+            (windows/s in batches of this size, one window per call for a variant that is
+            not batch-invariant, as the runtime runs it). 1: batch-1 latency.
     """
 
     model: str
@@ -74,6 +77,7 @@ class ExportOptions:
     force: bool = False
     atol: float = FP32_ATOL
     seed: int = 0
+    batch_size: int = 32
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -93,7 +97,7 @@ class ExportOptions:
                 if self.calibration_file is not None
                 else DEFAULT_PARITY_SAMPLES_GENERATED
             )
-        for name in ("calibration_samples", "parity_samples"):
+        for name in ("calibration_samples", "parity_samples", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_f1_drop < 0:
