@@ -21,6 +21,7 @@ VARIANTS = {
     "fp16": ["--optimize", "O2", "--quantize", "fp16"],
     "int8-dynamic": ["--optimize", "O2", "--quantize", "int8-dynamic"],
     "int8-static": ["--optimize", "O2", "--quantize", "int8-static"],
+    "int8-nncf": ["--quantize", "int8-nncf"],  # NNCF static int8: batches (needs nncf)
 }
 
 
@@ -58,6 +59,8 @@ def calibration_file(pairs, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def variant_dir(request, tiny_model_dir, calibration_file, tmp_path_factory) -> Path:
+    if request.param == "int8-nncf":
+        pytest.importorskip("nncf")
     out = tmp_path_factory.mktemp("variant") / request.param
     args = [*WINDOW_ARGS, *VARIANTS[request.param], "--calibration-file", str(calibration_file)]
     result = CliRunner().invoke(
@@ -71,6 +74,8 @@ def test_batch_equals_one_by_one(variant_dir: Path, pairs) -> None:
     questions, contexts = pairs
     engine = QAEngine(variant_dir, device="cpu")
     assert engine.self_check.passed, engine.self_check.summary()
+    if engine.manifest.precision != "int8-dynamic":  # batched for real, not one by one
+        assert engine.batch_invariant and engine.batch_limits(32, None).max_windows == 32
     batched = engine.predict(questions, contexts, batch_size=32)
     single = [engine(q, c) for q, c in zip(questions, contexts, strict=True)]
     assert [(a.text, a.start, a.end) for a in batched] == [(a.text, a.start, a.end) for a in single]
@@ -107,3 +112,16 @@ def test_dynamic_int8_runs_alone_because_batching_would_change_it(
     together = engine.session.run(*pad_windows(windows, width, engine.tokenizer.pad_id))
     n = len(windows[0])
     assert np.max(np.abs(alone[0][0, :n] - together[0][0, :n])) > 0
+
+
+@pytest.mark.parametrize("variant_dir", ["int8-nncf"], indirect=True)
+def test_int8_nncf_export_records_a_batching_static_int8(variant_dir: Path) -> None:
+    from qa_engine.export.fusion import op_counts
+    from qa_engine.manifest import ExportManifest
+
+    manifest = ExportManifest.load(variant_dir)
+    assert manifest.precision == "int8-static" and manifest.batch_invariant is True
+    assert manifest.extra["variant"] == "int8-nncf" and manifest.optimization == "none"
+    assert manifest.extra["quantization"]["unsigned_activation_quantizers"] > 0
+    counts = op_counts(variant_dir / "model.onnx")
+    assert counts["QuantizeLinear"] > 0 and not counts.get("DynamicQuantizeLinear")

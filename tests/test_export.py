@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -316,6 +317,7 @@ def test_auto_picks_the_fastest_within_the_f1_budget(
     assert result.exit_code == 0, result.output
     m = ExportManifest.load(out)
     table = m.extra["variants"]
+    nncf = ["int8-nncf", "int8-openvino"] if importlib.util.find_spec("nncf") else []
     assert [row["name"] for row in table] == [
         "fp32-O2",
         "fp16-O2",
@@ -324,11 +326,13 @@ def test_auto_picks_the_fastest_within_the_f1_budget(
         "int8-dynamic-mixed",
         "int8-static-per-tensor",
         "int8-static-per-channel",
+        *nncf,
     ]
     eligible = [r for r in table if r["precision"] == "fp32" or r["f1_drop_pct"] <= float(budget)]
     assert all(r["eligible"] == (r in eligible) for r in table)
     (chosen,) = [r for r in table if r["selected"]]
-    assert chosen == min(eligible, key=lambda r: r["latency_ms_p50"])
+    # ranked at the default --batch-size 32: windows/s in batches
+    assert chosen == max(eligible, key=lambda r: r["batched_windows_per_s"])
     assert chosen["f1_drop_pct"] <= float(budget)
     assert m.extra["auto"]["selected"] == chosen["name"] == m.extra["variant"]
     for row in table:  # the whole table is printed

@@ -130,6 +130,17 @@ def build_int8_openvino(ctx: BuildContext, feeds: list[dict]) -> Variant:
     return Variant("int8-openvino", path, "int8-openvino", "none", settings)
 
 
+def build_int8_nncf(ctx: BuildContext, feeds: list[dict]) -> Variant:
+    """NNCF static int8 of the *unoptimised* graph with uint8 activations: batch-invariant,
+    and int8 on onnxruntime's CPU provider as well as on OpenVINO."""
+    from qa_engine.export.nncf_cpu import nncf_int8_cpu
+
+    ctx.log(f"Quantizing int8-nncf (NNCF, uint8 activations, calibrating on {len(feeds)} windows)")
+    path = ctx.work / "int8-nncf.onnx"
+    settings = nncf_int8_cpu(ctx.raw_dir / "model.onnx", path, feeds)
+    return Variant("int8-nncf", path, "int8-static", "none", settings)
+
+
 def build_variants(ctx: BuildContext) -> tuple[list[Variant], Variant | None]:
     """Build and verify the variants beyond the fp32 base.
 
@@ -162,8 +173,15 @@ def build_variants(ctx: BuildContext) -> tuple[list[Variant], Variant | None]:
         built.extend(pair)
         main = prefer_per_channel(*pair)
     if mode == "auto" and importlib.util.find_spec("nncf") is None:
-        ctx.log('auto: no int8-openvino candidate (pip install "qa-engine[openvino-tools]")')
-    elif mode in ("int8-openvino", "auto"):
+        ctx.log(
+            "auto: no int8-nncf or int8-openvino candidate "
+            '(pip install "qa-engine[openvino-tools]")'
+        )
+        return built, None
+    if mode in ("int8-nncf", "auto"):
+        main = verify(build_int8_nncf(ctx, calibration_feeds(ctx)), ctx.log)
+        built.append(main)
+    if mode in ("int8-openvino", "auto"):
         main = verify(build_int8_openvino(ctx, calibration_feeds(ctx)), ctx.log)
         built.append(main)
     return built, (None if mode == "auto" else main)

@@ -9,7 +9,15 @@ import click
 # Literal copies of qa_engine.export.options (importing it is cheap, but keeping the CLI
 # module free of package imports keeps `--help` fast and dependency-free).
 OPTIMIZE_LEVELS = ("none", "O1", "O2", "O3", "O4")
-QUANTIZE_MODES = ("none", "int8-dynamic", "int8-static", "int8-openvino", "fp16", "auto")
+QUANTIZE_MODES = (
+    "none",
+    "int8-dynamic",
+    "int8-static",
+    "int8-nncf",
+    "int8-openvino",
+    "fp16",
+    "auto",
+)
 
 PARITY_EXIT_CODE = 3
 
@@ -37,8 +45,10 @@ class ParityFailed(click.ClickException):
     default="none",
     show_default=True,
     help="int8-dynamic (CPU preset auto-detected), int8-static (QDQ, needs "
-    "--calibration-file), int8-openvino (NNCF QDQ for OpenVINO's int8 kernels, needs "
-    "--calibration-file and nncf), fp16 (GPU), or auto: fastest variant within --max-f1-drop.",
+    "--calibration-file), int8-nncf (NNCF static int8, batch-invariant: batches on the CPU and "
+    "OpenVINO providers; needs --calibration-file and nncf), int8-openvino (NNCF QDQ for "
+    "OpenVINO's int8 kernels, needs --calibration-file and nncf), fp16 (GPU), or auto: "
+    "fastest variant within --max-f1-drop.",
 )
 @click.option(
     "--calibration-file",
@@ -86,6 +96,14 @@ class ParityFailed(click.ClickException):
     show_default=True,
     help="fp32 parity gate on max |logit difference| vs PyTorch.",
 )
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="The batch size the model will run at: auto ranks variants by windows/s there "
+    "(a variant that is not batch-invariant runs one window per call); 1: batch-1 latency.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing export at OUT_DIR.")
 @click.option(
     "--tune",
@@ -107,6 +125,7 @@ def export(
     doc_stride: int | None,
     opset: int | None,
     atol: float,
+    batch_size: int,
     force: bool,
     tune: bool,
 ) -> None:
@@ -138,6 +157,7 @@ def export(
             opset=opset,
             force=force,
             atol=atol,
+            batch_size=batch_size,
         )
     except (ValueError, FileNotFoundError) as err:
         raise click.UsageError(str(err)) from err

@@ -6,8 +6,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OPTIMIZE_LEVELS = ("none", "O1", "O2", "O3", "O4")
-QUANTIZE_MODES = ("none", "int8-dynamic", "int8-static", "int8-openvino", "fp16", "auto")
-INT8_MODES = ("int8-dynamic", "int8-static", "int8-openvino")
+QUANTIZE_MODES = (
+    "none",
+    "int8-dynamic",
+    "int8-static",
+    "int8-nncf",
+    "int8-openvino",
+    "fp16",
+    "auto",
+)
+INT8_MODES = ("int8-dynamic", "int8-static", "int8-nncf", "int8-openvino")
+# Modes calibrated on real windows, hence needing --calibration-file.
+CALIBRATED_MODES = ("int8-static", "int8-nncf", "int8-openvino")
 DEVICES = ("cpu", "cuda")
 
 # The fp32 parity gate: an fp32 graph whose logits differ from PyTorch by more than this
@@ -29,8 +39,10 @@ class ExportOptions:
         model: Fine-tuned checkpoint dir (``qa-engine finetune`` output) or hub id.
         out_dir: Export dir to create (written atomically).
         optimize: ORT graph optimisation level: none, O1-O3 (fp32), O4 (O3 + fp16, for CUDA).
-        quantize: none, int8-dynamic, int8-static (QDQ, calibrated), int8-openvino (NNCF
-            QDQ of the unoptimised graph, for OpenVINO's int8 kernels), fp16, or auto.
+        quantize: none, int8-dynamic, int8-static (QDQ, calibrated), int8-nncf (NNCF static
+            int8 with uint8 activations: batch-invariant, int8 on onnxruntime's CPU provider
+            and OpenVINO), int8-openvino (NNCF QDQ of the unoptimised graph, for OpenVINO's
+            int8 kernels), fp16, or auto.
         calibration_file: SQuAD JSON for static calibration, F1 scoring and parity pairs.
         calibration_samples: Questions of ``calibration_file`` used for static calibration.
         parity_samples: Questions compared with PyTorch (and scored for F1); None: 1,000
@@ -45,6 +57,9 @@ class ExportOptions:
         force: Replace an existing export at ``out_dir``.
         atol: fp32 parity gate on max |logit difference|.
         seed: Seed for the generated parity pairs.
+        batch_size: Windows per call the model will run at; ``auto`` ranks speed there
+            (windows/s in batches of this size, one window per call for a variant that is
+            not batch-invariant, as the runtime runs it). 1: batch-1 latency.
     """
 
     model: str
@@ -62,6 +77,7 @@ class ExportOptions:
     force: bool = False
     atol: float = FP32_ATOL
     seed: int = 0
+    batch_size: int = 32
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -81,7 +97,7 @@ class ExportOptions:
                 if self.calibration_file is not None
                 else DEFAULT_PARITY_SAMPLES_GENERATED
             )
-        for name in ("calibration_samples", "parity_samples"):
+        for name in ("calibration_samples", "parity_samples", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_f1_drop < 0:
@@ -98,9 +114,7 @@ class ExportOptions:
                 "int8 variants are CPU variants (ORT's CUDA provider has no fast kernels for "
                 "them); use --quantize fp16 or --optimize O4 with --device cuda"
             )
-        if self.quantize in ("int8-static", "int8-openvino", "auto") and (
-            self.calibration_file is None
-        ):
+        if self.quantize in (*CALIBRATED_MODES, "auto") and (self.calibration_file is None):
             raise ValueError(
                 f"--quantize {self.quantize} needs --calibration-file (a SQuAD JSON): "
                 + (

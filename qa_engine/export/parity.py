@@ -302,3 +302,35 @@ def latency_ms(session: Any, windows: Windows, *, limit: int = 24, warmup: int =
         "windows": len(feeds),
         "mean_tokens": round(float(np.mean([windows.length(i) for i in range(len(feeds))])), 1),
     }
+
+
+def batched_throughput(
+    session: Any,
+    windows: Windows,
+    *,
+    batch_size: int,
+    batch_invariant: bool,
+    limit: int = 64,
+    rounds: int = 2,
+) -> dict:
+    """Windows/s over real windows run ``batch_size`` at a time, longest first (as the
+    runtime batches them); one window per call for a graph that is not batch-invariant,
+    which is how the runtime runs it. Best of ``rounds`` passes after one warm-up call."""
+    names = [i.name for i in session.get_inputs()]
+    count = min(limit, len(windows))
+    order = sorted(range(count), key=windows.length, reverse=True)
+    per_call = batch_size if batch_invariant else 1
+    feeds = [windows.batch(order[i : i + per_call], names) for i in range(0, count, per_call)]
+    session.run(None, feeds[0])
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for feed in feeds:
+            session.run(None, feed)
+        best = min(best, time.perf_counter() - t0)
+    return {
+        "batch_size": batch_size,
+        "windows_per_call": per_call,
+        "windows": count,
+        "windows_per_s": round(count / best, 2),
+    }

@@ -206,6 +206,7 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
         pairs=pairs,
         atol=options.atol,
         max_f1_drop=options.max_f1_drop,
+        batch_size=options.batch_size,
     )
     del net  # free the PyTorch weights before building more graphs
     log("Verifying variants against PyTorch")
@@ -216,10 +217,10 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
     )
     built, main = build_variants(ctx)
     if options.quantize == "auto":
-        chosen, table = select_fastest([base, *built], options.max_f1_drop)
+        chosen, table = select_fastest([base, *built], options.max_f1_drop, options.batch_size)
         log(
-            f"auto: chose {chosen.name} (fastest whose F1 drop is within "
-            f"{options.max_f1_drop}% at 95% confidence)"
+            f"auto: chose {chosen.name} (fastest at batch {options.batch_size} whose F1 drop "
+            f"is within {options.max_f1_drop}% at 95% confidence)"
         )
         for variant in built:
             if variant.drop is not None and variant.drop.decision == "undecided":

@@ -12,11 +12,12 @@ import numpy as np
 from qa_engine.data import QAExample
 from qa_engine.export.evidence import DropEstimate, f1_drop
 from qa_engine.export.features import Windows
-from qa_engine.export.fusion import count_fused_ops
+from qa_engine.export.fusion import batch_invariant, count_fused_ops
 from qa_engine.export.parity import (
     DecodeSettings,
     Logits,
     ParityReport,
+    batched_throughput,
     check_fp32,
     compare,
     decode_answers,
@@ -42,7 +43,8 @@ class Variant:
         optimization: ORT optimisation level it was built from.
         settings: Quantization/conversion settings (recorded in the manifest).
         parity: Comparison with PyTorch, once verified.
-        latency: Batch-1 latency summary (ms), once verified.
+        latency: Batch-1 latency summary (ms), once verified; ``latency["batched"]`` holds
+            windows/s at the verifier's batch size (see :func:`speed_key`).
         fused_ops: Fused-operator counts of the graph.
         logits: Its start/end logits on the parity windows, once verified.
         drop: Its F1 drop with a bootstrap interval and decision, once verified.
@@ -84,6 +86,7 @@ class Variant:
             "optimization": self.optimization,
             "size_mb": round(self.size_mb, 2),
             "latency_ms_p50": self.latency["p50"] if self.latency else None,
+            "batched_windows_per_s": (self.latency or {}).get("batched", {}).get("windows_per_s"),
             "max_abs_logit_diff": p.max_abs_logit_diff if p else None,
             "answer_agreement": p.answer_agreement if p else None,
             "f1": p.f1 if p else None,
@@ -108,6 +111,8 @@ class Verifier:
         atol: fp32 gate.
         max_f1_drop: The F1 budget (%) each variant's drop estimate is judged against.
         time_it: Measure batch-1 latency too.
+        batch_size: Also measure windows/s in batches of this size (>1), the speed
+            ``auto`` ranks by when the model will run batched.
     """
 
     windows: Windows
@@ -120,6 +125,7 @@ class Verifier:
     atol: float
     max_f1_drop: float = 1.0
     time_it: bool = True
+    batch_size: int = 1
 
     def _paired_f1(self, answers: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Per-question F1 of PyTorch and of the variant: on gold answers, else the
@@ -181,12 +187,25 @@ class Verifier:
                 **latency_ms(session, self.windows),
                 "provider": session.get_providers()[0],
             }
+            if self.batch_size > 1:
+                variant.latency["batched"] = batched_throughput(
+                    session,
+                    self.windows,
+                    batch_size=self.batch_size,
+                    batch_invariant=batch_invariant(variant.path),
+                )
         p = variant.parity
         log(
             f"  {variant.name}: max|dlogit| {p.max_abs_logit_diff:.2e}, answers agree "
             f"{p.answer_agreement:.1%}, F1 vs PyTorch {p.f1_vs_pytorch:.1f}"
             + (f", F1 {p.f1:.2f} (PyTorch {p.f1_pytorch:.2f})" if p.f1 is not None else "")
             + (f", {variant.latency['p50']:.2f} ms/window" if variant.latency else "")
+            + (
+                f", {variant.latency['batched']['windows_per_s']:.1f} windows/s at batch "
+                f"{self.batch_size}"
+                if variant.latency and "batched" in variant.latency
+                else ""
+            )
             + (
                 f", null threshold {variant.null_threshold:.3f}"
                 if variant.null_threshold is not None
@@ -229,11 +248,24 @@ def relative_f1_drop(variant: Variant) -> float:
     return variant.drop.point
 
 
+def speed_key(variant: Variant, batch_size: int = 1) -> float:
+    """Lower is faster: batch-1 latency (ms), or minus windows/s at ``batch_size`` > 1 where
+    measured (a variant that is not batch-invariant was timed one window per call there,
+    as the runtime runs it, so batching credits only the variants that batch)."""
+    if not variant.latency:
+        return float("inf")
+    batched = variant.latency.get("batched")
+    if batch_size > 1 and batched and batched.get("batch_size") == batch_size:
+        return -float(batched["windows_per_s"])
+    return float(variant.latency["p50"])
+
+
 def select_fastest(
-    candidates: Sequence[Variant], max_f1_drop: float
+    candidates: Sequence[Variant], max_f1_drop: float, batch_size: int = 1
 ) -> tuple[Variant, list[dict[str, Any]]]:
-    """``--quantize auto``: the fastest variant whose F1 drop is shown to be within the
-    budget (the top of its bootstrap interval), and the full table.
+    """``--quantize auto``: the fastest variant (at ``batch_size``, see :func:`speed_key`)
+    whose F1 drop is shown to be within the budget (the top of its bootstrap interval),
+    and the full table.
 
     fp32 variants passed the parity gate, so they are always eligible: there is always
     an answer. A variant the sample cannot decide is not kept; its row says how many
@@ -257,7 +289,7 @@ def select_fastest(
         )
     if not eligible:
         raise RuntimeError("no eligible variant (the fp32 candidate is missing)")
-    best = min(eligible, key=lambda v: v.latency["p50"] if v.latency else float("inf"))
+    best = min(eligible, key=lambda v: speed_key(v, batch_size))
     for row in rows:
         row["selected"] = row["name"] == best.name
     return best, rows
@@ -269,6 +301,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         ("name", "variant", "{}"),
         ("size_mb", "MB", "{:.1f}"),
         ("latency_ms_p50", "ms p50", "{:.2f}"),
+        ("batched_windows_per_s", "win/s batched", "{:.1f}"),
         ("max_abs_logit_diff", "max|dlogit|", "{:.2e}"),
         ("answer_agreement", "agree", "{:.1%}"),
         ("f1", "F1", "{:.2f}"),
