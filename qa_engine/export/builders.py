@@ -15,7 +15,8 @@ from typing import Any
 
 from qa_engine.export import features, fusion, quantize
 from qa_engine.export.options import ExportOptions
-from qa_engine.export.variants import Variant, Verifier, prefer_per_channel, select_int8
+from qa_engine.export.variants import Variant, prefer_per_channel, select_int8
+from qa_engine.export.verifier import Verifier
 from qa_engine.extras import require
 
 

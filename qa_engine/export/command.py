@@ -86,7 +86,12 @@ class ParityFailed(click.ClickException):
     show_default=True,
     help="fp32 parity gate on max |logit difference| vs PyTorch.",
 )
-@click.option("--force", is_flag=True, help="Replace an existing export at OUT_DIR.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing export at OUT_DIR, and write a variant whose F1 evidence is "
+    "over --max-f1-drop (refused otherwise; QAEngine then loads it with a warning).",
+)
 def export(
     model_dir: str,
     out_dir: Path,
@@ -160,5 +165,6 @@ def export(
     click.echo(
         f"Parity vs PyTorch ({p['questions']} {p['pairs']} questions, {p['windows']} windows): "
         f"max|dlogit| {p['max_abs_logit_diff']:.2e}, answers agree "
-        f"{p['answer_agreement']:.1%}, F1 delta {p['f1_delta']:+.2f}"
+        f"{p['answer_agreement']:.1%}"
+        + (f", F1 delta {p['f1_delta']:+.2f}" if p.get("f1_delta") is not None else "")
     )

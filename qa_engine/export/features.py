@@ -9,6 +9,7 @@ export is verified on exactly the windows the model will see.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,22 @@ class Windows:
     def length(self, i: int) -> int:
         """Tokens in window ``i``."""
         return len(self.offsets[i])
+
+    def windows_of(self, questions: int) -> int:
+        """How many windows the first ``questions`` questions have (windows are in
+        question order)."""
+        return bisect.bisect_left(self.example_index, questions)
+
+    def head(self, questions: int) -> Windows:
+        """The windows of the first ``questions`` questions (a view: arrays are shared)."""
+        n = self.windows_of(questions)
+        return Windows(
+            inputs={name: rows[:n] for name, rows in self.inputs.items()},
+            example_index=self.example_index[:n],
+            offsets=self.offsets[:n],
+            context_mask=self.context_mask[:n],
+            pad_token_id=self.pad_token_id,
+        )
 
     def batch(self, indices: Sequence[int], input_names: Sequence[str]) -> dict[str, np.ndarray]:
         """Right-padded ``(batch, seq)`` feeds of the windows ``indices``.
