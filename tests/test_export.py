@@ -594,7 +594,7 @@ def test_without_accuracy_evidence_auto_keeps_fp32_and_int8_follows_the_logits(
 
 
 def test_a_variant_over_budget_is_refused_at_export_unless_forced(tmp_path: Path) -> None:
-    from qa_engine.export.pipeline import OverBudgetError, check_budget
+    from qa_engine.export.budget import OverBudgetError, check_budget
 
     model = tmp_path / "model"
     model.mkdir()

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from qa_engine.export import features, fusion, publish
+from qa_engine.export.budget import check_budget, evidence_summary
 from qa_engine.export.builders import BuildContext, build_variants
-from qa_engine.export.evidence import look_schedule
 from qa_engine.export.onnx_export import (
     ATTN_IMPLEMENTATION,
     export_onnx,
@@ -45,11 +45,6 @@ from qa_engine.selfcheck import (
 
 QA_CONFIG = "qa_config.json"
 Log = Callable[[str], None]
-
-
-class OverBudgetError(ValueError):
-    """The chosen variant's F1 evidence is over ``--max-f1-drop``: the runtime would refuse
-    it, so nothing is written (``--force`` writes it anyway)."""
 
 
 @dataclass
@@ -270,7 +265,7 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
         },
         extra={
             **_extra(options, qa_config, chosen, table, problems),
-            "evidence": _evidence(verifier, options),
+            "evidence": evidence_summary(verifier, options),
             "timings": {
                 "reference_s": round(reference.seconds, 1),
                 "reference_windows": len(reference.logits),
@@ -286,47 +281,6 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
     )
     manifest.save(staging)
     return ExportResult(staging, manifest, chosen, table)
-
-
-def check_budget(chosen: Variant, options: ExportOptions, log: Log) -> None:
-    """Refuse (or, with ``force``, warn about) a chosen variant whose F1 evidence is over
-    the budget: ``QAEngine`` refuses such an export at load unless it was forced.
-
-    Raises:
-        OverBudgetError: Over budget and not ``options.force``.
-    """
-    drop = chosen.drop
-    if chosen.precision == "fp32" or drop is None or drop.decision != "over":
-        return
-    message = (
-        f"{chosen.name}: {drop.describe()}: its F1 is measurably more than "
-        f"--max-f1-drop {options.max_f1_drop:g}% below PyTorch's"
-    )
-    if not options.force:
-        raise OverBudgetError(
-            f"{message}. Nothing was written (QAEngine would refuse this export). Choose "
-            "another --quantize (auto keeps the fastest variant within the budget), raise "
-            "--max-f1-drop, or pass --force to write it anyway (it then loads with a warning)."
-        )
-    log(f"WARNING: {message}; written because of --force (QAEngine loads it with a warning)")
-
-
-def _evidence(verifier: Verifier, options: ExportOptions) -> dict[str, Any]:
-    """What the manifest says about the accuracy evidence behind the variants."""
-    missing = verifier.missing_accuracy_evidence()
-    return {
-        "accuracy": missing is None,
-        "reason": missing,
-        "pairs": verifier.pairs,
-        "max_f1_drop_pct": options.max_f1_drop,
-        "method": (
-            "sequential paired bootstrap (Bonferroni-split looks)"
-            if missing is None
-            else "none: logit parity and answer agreement only"
-        ),
-        "looks": look_schedule(verifier.cap) if missing is None else None,
-        "cap": verifier.cap,
-    }
 
 
 def reference_check(verifier: Verifier, chosen: Variant) -> SelfCheck:
