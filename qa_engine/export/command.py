@@ -56,9 +56,11 @@ class ParityFailed(click.ClickException):
     "--parity-samples",
     type=click.IntRange(min=1),
     default=None,
-    help="Questions compared with PyTorch and scored for F1, the evidence behind "
-    "--max-f1-drop decisions (paired bootstrap, 95% interval). Default: 1000 questions of "
-    "--calibration-file (calibrate on train questions, score on dev), else 64 generated pairs.",
+    help="At most this many questions are compared with PyTorch and scored for F1, the "
+    "evidence behind --max-f1-drop decisions (paired bootstrap, looked at after 32, 64, 128, "
+    "... questions: a variant stops once decided). Default: 1000 questions of "
+    "--calibration-file (calibrate on train questions, score on dev), else 64 generated "
+    "pairs (logit parity and agreement only, never F1).",
 )
 @click.option(
     "--device",
