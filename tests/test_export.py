@@ -659,3 +659,37 @@ def test_export_and_runtime_agree_on_an_over_budget_variant(
     with pytest.warns(UserWarning, match="--force"):
         engine = QAEngine(out, device="cpu")
     assert engine.self_check.passed and engine.self_check.forced_over_budget
+
+
+@pytest.mark.slow
+def test_the_reference_runs_each_window_once_in_any_order(tiny_model_dir: Path) -> None:
+    """A reference extended in steps holds the logits of one full run, in window order;
+    the progress callback sees every window."""
+    pytest.importorskip("torch")
+    from qa_engine.export.features import build_windows, generated_examples
+    from qa_engine.export.onnx_export import load_torch_model
+    from qa_engine.export.parity import length_batches, torch_logits
+    from qa_engine.export.verifier import TorchReference
+    from qa_engine.finetune.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    windows = build_windows(tokenizer, generated_examples(tokenizer, 12, seed=1), 64, 16)
+    batches = length_batches(windows, range(len(windows)), 4)
+    assert sorted(i for b in batches for i in b) == list(range(len(windows)))
+    assert all(windows.length(b[0]) <= windows.length(b[-1]) for b in batches)
+    net = load_torch_model(str(tiny_model_dir))
+    seen: list[int] = []
+    whole = torch_logits(net, windows, progress=seen.append)
+    assert sum(seen) == len(windows)
+    reference = TorchReference(net, windows)
+    first = windows.windows_of(5)
+    assert 5 <= first < len(windows) and len(windows.head(5)) == first
+    assert len(reference.extend(first, print)) == first
+    assert len(reference.extend(len(windows), print)) == len(windows)
+    for (start, end), (s, e) in zip(whole, reference.logits, strict=True):
+        np.testing.assert_allclose(start, s, atol=1e-5)
+        np.testing.assert_allclose(end, e, atol=1e-5)
+    reference.release()
+    assert len(reference.extend(first, print)) == first  # computed logits stay
+    with pytest.raises(RuntimeError, match="released"):
+        reference.extend(len(windows) + 1, print)
