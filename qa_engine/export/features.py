@@ -10,6 +10,7 @@ export is verified on exactly the windows the model will see.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,12 +92,21 @@ def load_examples(path: Path, start: int, count: int) -> tuple[list[QAExample], 
     Returns:
         The questions, whether the file is SQuAD 2.0, and how many usable questions it has.
     """
-    data = load_squad(path)
-    examples = [ex for ex in data.examples if ex.is_impossible or ex.answers["text"]]
+    stat = Path(path).stat()  # part of the cache key: a rewritten file is read again
+    examples, version_2 = _usable_examples(Path(path), stat.st_mtime_ns, stat.st_size)
     if not examples:
         raise ValueError(f"{path}: no question with a usable gold answer")
     picked = [examples[(start + i) % len(examples)] for i in range(min(count, len(examples)))]
-    return picked, data.version_2, len(examples)
+    return picked, version_2, len(examples)
+
+
+@functools.lru_cache(maxsize=2)
+def _usable_examples(path: Path, mtime_ns: int, size: int) -> tuple[tuple[QAExample, ...], bool]:
+    """The questions of a SQuAD file that have a gold answer (or are impossible), read once
+    per export (parity and calibration both draw on it; SQuAD train takes seconds)."""
+    data = load_squad(path)
+    usable = tuple(ex for ex in data.examples if ex.is_impossible or ex.answers["text"])
+    return usable, data.version_2
 
 
 def generated_examples(tokenizer: Any, count: int, *, seed: int = 0) -> list[QAExample]:
