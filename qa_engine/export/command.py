@@ -164,9 +164,11 @@ def export(
     )
     click.echo(f"Fused ops: {fused}")
     p = m.parity
+    evidence = m.extra.get("evidence", {}).get("accuracy", True)
     click.echo(
         f"Parity vs PyTorch ({p['questions']} {p['pairs']} questions, {p['windows']} windows): "
         f"max|dlogit| {p['max_abs_logit_diff']:.2e}, answers agree "
         f"{p['answer_agreement']:.1%}"
-        + (f", F1 delta {p['f1_delta']:+.2f}" if p.get("f1_delta") is not None else "")
+        + ("" if evidence else " (no accuracy evidence)")
+        + (f", F1 delta {p['f1_delta']:+.2f}" if evidence and p.get("f1_delta") is not None else "")
     )

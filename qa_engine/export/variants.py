@@ -79,6 +79,11 @@ class Variant:
             "f1": p.f1 if p else None,
             "f1_vs_pytorch": p.f1_vs_pytorch if p else None,
             "f1_drop": self.drop.to_dict() if self.drop else None,
+            "f1_drop_pct": round(self.drop.point, 3) if self.drop else None,
+            "f1_drop_ci": [round(self.drop.low, 3), round(self.drop.high, 3)]
+            if self.drop
+            else None,
+            "decision": _decision(self),
             "questions": p.questions if p else None,
             "null_threshold": self.null_threshold,
             **self.timings,
@@ -127,16 +132,7 @@ def select_fastest(
         ok = variant.precision == "fp32" or within_budget(variant)
         if ok:
             eligible.append(variant)
-        drop = variant.drop
-        rows.append(
-            {
-                **variant.row(),
-                "f1_drop_pct": round(drop.point, 3) if drop else None,
-                "f1_drop_ci": [round(drop.low, 3), round(drop.high, 3)] if drop else None,
-                "decision": _decision(variant),
-                "eligible": ok,
-            }
-        )
+        rows.append({**variant.row(), "eligible": ok})
     if not eligible:
         raise RuntimeError("no eligible variant (the fp32 candidate is missing)")
     best = min(eligible, key=lambda v: v.latency["p50"] if v.latency else float("inf"))
