@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -324,6 +325,7 @@ def test_auto_picks_the_fastest_within_the_f1_budget(
         "int8-dynamic-mixed",
         "int8-static-per-tensor",
         "int8-static-per-channel",
+        *(["int8-openvino"] if importlib.util.find_spec("nncf") else []),  # with nncf
     ]
     eligible = [r for r in table if r["precision"] == "fp32" or r["f1_drop_pct"] <= float(budget)]
     assert all(r["eligible"] == (r in eligible) for r in table)
