@@ -299,7 +299,7 @@ def test_int8_static_is_calibrated_on_squad(
     m = ExportManifest.load(out)
     assert m.precision == "int8-static"
     assert m.extra["quantization"]["method"] == "static-qdq"
-    assert m.extra["quantization"]["calibration_windows"] >= 8
+    assert m.extra["quantization"]["calibration_windows"] == 8  # one per question
     assert m.parity["pairs"] == "squad" and m.parity["f1_pytorch"] == pytest.approx(100.0)
     assert m.parity["f1_delta"] == pytest.approx(m.parity["f1"] - 100.0)
     names = {row["name"] for row in m.extra["variants"]}
@@ -695,3 +695,16 @@ def test_the_reference_runs_each_window_once_in_any_order(tiny_model_dir: Path) 
     assert len(reference.extend(first, print)) == first  # computed logits stay
     with pytest.raises(RuntimeError, match="released"):
         reference.extend(len(windows) + 1, print)
+
+
+def test_calibration_takes_one_window_per_question_first() -> None:
+    from qa_engine.export.features import Windows, calibration_feeds
+
+    question_of = [0, 0, 0, 1, 2, 2]  # 3 questions, 6 windows; window i holds token i
+    ids = [np.array([i, i]) for i in range(6)]
+    windows = Windows({"input_ids": ids}, question_of, [np.zeros((2, 2))] * 6, [], 0)
+    picked = [int(f["input_ids"][0, 0]) for f in calibration_feeds(windows, ["input_ids"], 3)]
+    assert picked == [0, 3, 4]
+    picked = [int(f["input_ids"][0, 0]) for f in calibration_feeds(windows, ["input_ids"], 5)]
+    assert picked == [0, 3, 4, 1, 2]
+    assert windows.windows_of(2) == 4 and len(windows.head(1)) == 3

@@ -105,7 +105,8 @@ def calibration_feeds(ctx: BuildContext) -> list[dict]:
             "questions overlap the parity questions"
         )
     windows = features.build_windows(ctx.tokenizer, examples, ctx.max_seq_length, ctx.doc_stride)
-    return features.calibration_feeds(windows, graph_inputs(ctx.base.path), len(windows))
+    limit = options.calibration_samples  # one window per calibration question
+    return features.calibration_feeds(windows, graph_inputs(ctx.base.path), limit)
 
 
 def build_int8_static(ctx: BuildContext, feeds: list[dict], *, per_channel: bool) -> Variant:

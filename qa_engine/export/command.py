@@ -50,7 +50,7 @@ class ParityFailed(click.ClickException):
     type=click.IntRange(min=1),
     default=128,
     show_default=True,
-    help="Questions used for static calibration.",
+    help="Questions used for static calibration (one window each).",
 )
 @click.option(
     "--parity-samples",

@@ -156,5 +156,20 @@ def build_windows(
 def calibration_feeds(
     windows: Windows, input_names: Sequence[str], limit: int
 ) -> list[dict[str, np.ndarray]]:
-    """Batch-1 unpadded feeds of the first ``limit`` windows (static calibration)."""
-    return [windows.batch([i], input_names) for i in range(min(limit, len(windows)))]
+    """Batch-1 unpadded feeds of at most ``limit`` windows for static calibration: the
+    first window of each question first (diverse text), then the others in order.
+
+    Calibration runs every feed through the graph with all activations exposed, which
+    costs about 1 (ORT MinMax) to 2 (NNCF) CPU-seconds per full SpanBERT-base window
+    (measured on 2 EPYC cores), so the export calibrates on one window per calibration
+    question rather than all of them (~2.8 each for SQuAD at 384 tokens).
+    """
+    first = [
+        i
+        for i in range(len(windows))
+        if i == 0 or windows.example_index[i - 1] != windows.example_index[i]
+    ]
+    taken = set(first)
+    rest = [i for i in range(len(windows)) if i not in taken]
+    picked = (first + rest)[:limit]
+    return [windows.batch([i], input_names) for i in picked]

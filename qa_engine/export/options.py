@@ -32,7 +32,8 @@ class ExportOptions:
         quantize: none, int8-dynamic, int8-static (QDQ, calibrated), int8-openvino (NNCF
             QDQ of the unoptimised graph, for OpenVINO's int8 kernels), fp16, or auto.
         calibration_file: SQuAD JSON for static calibration, F1 scoring and parity pairs.
-        calibration_samples: Questions of ``calibration_file`` used for static calibration.
+        calibration_samples: Questions of ``calibration_file`` used for static calibration
+            (one window each: the first).
         parity_samples: Most questions compared with PyTorch (and scored for F1): each
             variant stops at the first look that decides its F1 drop
             (:func:`~qa_engine.export.evidence.sequential_f1_drop`); None: 1,000 real
