@@ -121,8 +121,9 @@ class Verifier:
     max_f1_drop: float = 1.0
     time_it: bool = True
     log: Log = print
-    _reference_answers: dict[int, list[str]] = field(default_factory=dict, repr=False)
-    _missing_evidence: list[str | None] = field(default_factory=list, repr=False)
+    # Caches: PyTorch's answers per question count; the evidence verdict, once judged.
+    _reference_answers: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
+    _missing_evidence: list[str | None] = field(default_factory=list, init=False, repr=False)
 
     @property
     def cap(self) -> int:
