@@ -14,7 +14,10 @@ The export looks at the evidence as it grows (:func:`sequential_f1_drop`): at 32
 error budget (Bonferroni, which holds whatever the dependence between looks): half of
 ``1 - confidence`` goes to the last look, the other half is shared by the earlier ones.
 With a cap of 1,000 that is six looks: five at 99.5%, the last at 97.5%, and the chance
-that any look decides wrongly stays at most 5%.
+that any look decides wrongly stays at most 5%. (That bound is only as good as each look's
+bootstrap interval; a percentile bootstrap cannot see changes a small sample has not shown:
+at 32 questions with no lost answer its top is 0, so an early ``within`` for a lossy variant
+can rest on a handful of unchanged answers.)
 
 F1 is accuracy evidence only on real questions a model can answer: generated pairs have
 no gold answers, and a model with no skill on the questions (random weights: F1 ~0 for
