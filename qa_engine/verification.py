@@ -80,6 +80,8 @@ def open_verified(
         verdict = check(engine, reference, label)
         if verdict.passed:
             verdict.tried = tried
+            if verdict.forced_over_budget:
+                warnings.warn(forced_warning(engine, verdict), stacklevel=3)
             return verdict
         tried.append(verdict.to_dict())
         if not walking:
@@ -101,6 +103,17 @@ def _first_that_builds(
         except (RuntimeError, ValueError):
             continue
     return engine._build(candidates[-1], providers, whole=len(candidates) > 1)
+
+
+def forced_warning(engine: QAEngine, verdict: Verdict) -> str:
+    """The warning for a variant the export measured over budget but wrote with --force."""
+    drop = verdict.export_f1_drop or {}
+    return (
+        f"{engine.path}: the export measured this variant's F1 {drop.get('point', 0):.2f}% "
+        f"below PyTorch's (interval {drop.get('low', 0):.2f} to {drop.get('high', 0):.2f}), "
+        f"over its {drop.get('budget', 0):g}% budget; it was written with "
+        "`qa-engine export --force`, so it loads, but its answers are measurably worse"
+    )
 
 
 def precision_of(engine: QAEngine) -> str:

@@ -299,7 +299,7 @@ def test_int8_static_is_calibrated_on_squad(
     m = ExportManifest.load(out)
     assert m.precision == "int8-static"
     assert m.extra["quantization"]["method"] == "static-qdq"
-    assert m.extra["quantization"]["calibration_windows"] >= 8
+    assert m.extra["quantization"]["calibration_windows"] == 8  # one per question
     assert m.parity["pairs"] == "squad" and m.parity["f1_pytorch"] == pytest.approx(100.0)
     assert m.parity["f1_delta"] == pytest.approx(m.parity["f1"] - 100.0)
     names = {row["name"] for row in m.extra["variants"]}
@@ -565,3 +565,148 @@ def test_int8_selection_prefers_fast_within_budget(tmp_path: Path) -> None:
     assert select_int8(*pair(5.0), max_f1_drop=5.0).name == "int8-dynamic-per-channel"  # faster
     assert select_int8(*pair(1.0), max_f1_drop=1.0).name == "int8-dynamic-mixed"  # only mixed
     assert select_int8(*pair(0.01), max_f1_drop=0.01).name == "int8-dynamic-mixed"  # accurate
+
+
+def test_without_accuracy_evidence_auto_keeps_fp32_and_int8_follows_the_logits(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from qa_engine.export.variants import select_fastest, select_int8
+
+    def no_evidence(name: str, precision: str, ms: float, mean_diff: float):
+        variant = _fake_variant(tmp_path, name, precision, 0, ms, 1.0)
+        variant.drop = None  # generated pairs, or a model that cannot answer the questions
+        variant.parity = replace(variant.parity, mean_abs_logit_diff=mean_diff)
+        return variant
+
+    fp32 = no_evidence("fp32-O2", "fp32", 10.0, 0.0)
+    plain = no_evidence("int8-dynamic-per-channel", "int8-dynamic", 4.0, 0.08)
+    mixed = no_evidence("int8-dynamic-mixed", "int8-dynamic", 5.0, 0.02)
+    chosen, rows = select_fastest([fp32, plain, mixed], max_f1_drop=1.0)
+    assert chosen.name == "fp32-O2"  # nothing lossy is shown within the budget
+    assert [r["decision"] for r in rows][1:] == ["no accuracy evidence"] * 2
+    assert select_int8(plain, mixed, max_f1_drop=1.0).name == "int8-dynamic-mixed"  # closer
+    assert (
+        select_int8(
+            replace(plain, parity=replace(plain.parity, mean_abs_logit_diff=0.01)),
+            mixed,
+            max_f1_drop=1.0,
+        ).name
+        == "int8-dynamic-per-channel"
+    )
+
+
+def test_a_variant_over_budget_is_refused_at_export_unless_forced(tmp_path: Path) -> None:
+    from qa_engine.export.budget import OverBudgetError, check_budget
+
+    model = tmp_path / "model"
+    model.mkdir()
+    over = _fake_variant(tmp_path, "int8-dynamic-per-channel", "int8-dynamic", 200, 4.0, 1.0)
+    within = _fake_variant(tmp_path, "int8-dynamic-mixed", "int8-dynamic", 2, 5.0, 1.0)
+    assert over.drop.decision == "over" and within.drop.decision == "within"
+    options = ExportOptions(model=str(model), out_dir=tmp_path / "out", max_f1_drop=1.0)
+    logged: list[str] = []
+    with pytest.raises(OverBudgetError, match=r"over against 1%.*--force"):
+        check_budget(over, options, logged.append)
+    check_budget(within, options, logged.append)
+    assert logged == []
+    options.force = True
+    check_budget(over, options, logged.append)
+    assert len(logged) == 1 and "--force" in logged[0] and "+12.50%" in logged[0]
+
+
+@pytest.mark.slow
+def test_generated_pairs_are_logit_evidence_only(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "int8"
+    result = run_export(tiny_model_dir, out, "--quantize", "int8-dynamic")
+    assert result.exit_code == 0, result.output
+    m = ExportManifest.load(out)
+    assert m.extra["evidence"]["accuracy"] is False
+    assert "generated" in m.extra["evidence"]["reason"]
+    assert m.self_check["export"]["f1_drop"] is None
+    assert "generated" in m.self_check["export"]["accuracy_evidence"]
+    assert m.parity["f1"] is None and m.parity["f1_delta"] is None
+    assert all(row["f1_drop"] is None for row in m.extra["variants"])
+    assert "No accuracy evidence" in result.output and "F1 delta" not in result.output
+    # Every variant ran on every generated pair (6) and the reference once for all.
+    assert {row["questions"] for row in m.extra["variants"]} == {6}
+    assert m.extra["timings"]["reference_windows"] == m.parity["windows"]
+
+
+@pytest.mark.slow
+def test_export_and_runtime_agree_on_an_over_budget_variant(
+    tiny_model_dir: Path, self_labelled_squad: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The verifier's decision is forced to ``over``: the export refuses to write it, and
+    with --force writes it so that QAEngine loads it with a warning naming that choice."""
+    from dataclasses import replace
+
+    from qa_engine.engine import QAEngine
+    from qa_engine.export import verifier
+
+    def always_over(paired, budget, cap, **kwargs):
+        estimate = verifier.f1_drop(*paired(cap), budget)
+        return replace(estimate, decision="over", low=budget + 1.0, looks=(cap,), cap=cap)
+
+    monkeypatch.setattr(verifier, "sequential_f1_drop", always_over)
+    out = tmp_path / "int8"
+    args = ["--quantize", "int8-dynamic", "--calibration-file", str(self_labelled_squad)]
+    result = CliRunner().invoke(cli, ["export", str(tiny_model_dir), str(out), *WINDOW_ARGS, *args])
+    assert result.exit_code == 1 and "--force" in result.output and "over" in result.output
+    assert not out.exists() and not leftovers(tmp_path)
+    result = run_export(tiny_model_dir, out, *args, "--force")
+    assert result.exit_code == 0, result.output
+    m = ExportManifest.load(out)
+    assert m.self_check["export"]["written_with_force"] is True
+    assert m.self_check["export"]["f1_drop"]["decision"] == "over"
+    with pytest.warns(UserWarning, match="--force"):
+        engine = QAEngine(out, device="cpu")
+    assert engine.self_check.passed and engine.self_check.forced_over_budget
+
+
+@pytest.mark.slow
+def test_the_reference_runs_each_window_once_in_any_order(tiny_model_dir: Path) -> None:
+    """A reference extended in steps holds the logits of one full run, in window order;
+    the progress callback sees every window."""
+    pytest.importorskip("torch")
+    from qa_engine.export.features import build_windows, generated_examples
+    from qa_engine.export.onnx_export import load_torch_model
+    from qa_engine.export.parity import length_batches, torch_logits
+    from qa_engine.export.verifier import TorchReference
+    from qa_engine.finetune.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    windows = build_windows(tokenizer, generated_examples(tokenizer, 12, seed=1), 64, 16)
+    batches = length_batches(windows, range(len(windows)), 4)
+    assert sorted(i for b in batches for i in b) == list(range(len(windows)))
+    assert all(windows.length(b[0]) <= windows.length(b[-1]) for b in batches)
+    net = load_torch_model(str(tiny_model_dir))
+    seen: list[int] = []
+    whole = torch_logits(net, windows, progress=seen.append)
+    assert sum(seen) == len(windows)
+    reference = TorchReference(net, windows)
+    first = windows.windows_of(5)
+    assert 5 <= first < len(windows) and len(windows.head(5)) == first
+    assert len(reference.extend(first, print)) == first
+    assert len(reference.extend(len(windows), print)) == len(windows)
+    for (start, end), (s, e) in zip(whole, reference.logits, strict=True):
+        np.testing.assert_allclose(start, s, atol=1e-5)
+        np.testing.assert_allclose(end, e, atol=1e-5)
+    reference.release()
+    assert len(reference.extend(first, print)) == first  # computed logits stay
+    with pytest.raises(RuntimeError, match="released"):
+        reference.extend(len(windows) + 1, print)
+
+
+def test_calibration_takes_one_window_per_question_first() -> None:
+    from qa_engine.export.features import Windows, calibration_feeds
+
+    question_of = [0, 0, 0, 1, 2, 2]  # 3 questions, 6 windows; window i holds token i
+    ids = [np.array([i, i]) for i in range(6)]
+    windows = Windows({"input_ids": ids}, question_of, [np.zeros((2, 2))] * 6, [], 0)
+    picked = [int(f["input_ids"][0, 0]) for f in calibration_feeds(windows, ["input_ids"], 3)]
+    assert picked == [0, 3, 4]
+    picked = [int(f["input_ids"][0, 0]) for f in calibration_feeds(windows, ["input_ids"], 5)]
+    assert picked == [0, 3, 4, 1, 2]
+    assert windows.windows_of(2) == 4 and len(windows.head(1)) == 3

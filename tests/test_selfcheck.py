@@ -57,7 +57,9 @@ def test_export_stores_small_reference(verified_dir: Path) -> None:
     assert (verified_dir / SELF_CHECK_NAME).stat().st_size < 64 * 1024
     assert summary["tolerance"]["min_answer_agreement"] == 1.0  # fp32: every answer kept
     assert summary["export"]["max_abs_logit_diff"] < 1e-3
-    assert summary["export"]["f1_drop"]["decision"] in ("within", "undecided")
+    # Generated pairs: logits and agreement only, no F1 evidence for the runtime to judge.
+    assert summary["export"]["f1_drop"] is None
+    assert "generated" in summary["export"]["accuracy_evidence"]
     assert manifest["batch_invariant"] is True
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from qa_engine.export import features, fusion, quantize
 from qa_engine.export.options import ExportOptions
-from qa_engine.export.variants import Variant, Verifier, prefer_per_channel, select_int8
+from qa_engine.export.variants import Variant, prefer_per_channel, select_int8
+from qa_engine.export.verifier import Verifier
 from qa_engine.extras import require
 
 
@@ -104,7 +105,8 @@ def calibration_feeds(ctx: BuildContext) -> list[dict]:
             "questions overlap the parity questions"
         )
     windows = features.build_windows(ctx.tokenizer, examples, ctx.max_seq_length, ctx.doc_stride)
-    return features.calibration_feeds(windows, graph_inputs(ctx.base.path), len(windows))
+    limit = options.calibration_samples  # one window per calibration question
+    return features.calibration_feeds(windows, graph_inputs(ctx.base.path), limit)
 
 
 def build_int8_static(ctx: BuildContext, feeds: list[dict], *, per_channel: bool) -> Variant:

@@ -60,15 +60,17 @@ class ParityFailed(click.ClickException):
     type=click.IntRange(min=1),
     default=128,
     show_default=True,
-    help="Questions used for static calibration.",
+    help="Questions used for static calibration (one window each).",
 )
 @click.option(
     "--parity-samples",
     type=click.IntRange(min=1),
     default=None,
-    help="Questions compared with PyTorch and scored for F1, the evidence behind "
-    "--max-f1-drop decisions (paired bootstrap, 95% interval). Default: 1000 questions of "
-    "--calibration-file (calibrate on train questions, score on dev), else 64 generated pairs.",
+    help="At most this many questions are compared with PyTorch and scored for F1, the "
+    "evidence behind --max-f1-drop decisions (paired bootstrap, looked at after 32, 64, 128, "
+    "... questions: a variant stops once decided). Default: 1000 questions of "
+    "--calibration-file (calibrate on train questions, score on dev), else 64 generated "
+    "pairs (logit parity and agreement only, never F1).",
 )
 @click.option(
     "--device",
@@ -104,7 +106,12 @@ class ParityFailed(click.ClickException):
     help="The batch size the model will run at: auto ranks variants by windows/s there "
     "(a variant that is not batch-invariant runs one window per call); 1: batch-1 latency.",
 )
-@click.option("--force", is_flag=True, help="Replace an existing export at OUT_DIR.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing export at OUT_DIR, and write a variant whose F1 evidence is "
+    "over --max-f1-drop (refused otherwise; QAEngine then loads it with a warning).",
+)
 @click.option(
     "--tune",
     is_flag=True,
@@ -184,10 +191,13 @@ def export(
     )
     click.echo(f"Fused ops: {fused}")
     p = m.parity
+    evidence = m.extra.get("evidence", {}).get("accuracy", True)
     click.echo(
         f"Parity vs PyTorch ({p['questions']} {p['pairs']} questions, {p['windows']} windows): "
         f"max|dlogit| {p['max_abs_logit_diff']:.2e}, answers agree "
-        f"{p['answer_agreement']:.1%}, F1 delta {p['f1_delta']:+.2f}"
+        f"{p['answer_agreement']:.1%}"
+        + ("" if evidence else " (no accuracy evidence)")
+        + (f", F1 delta {p['f1_delta']:+.2f}" if evidence and p.get("f1_delta") is not None else "")
     )
     if tune:
         from qa_engine.tune.command import run_tune

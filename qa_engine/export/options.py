@@ -44,17 +44,20 @@ class ExportOptions:
             and OpenVINO), int8-openvino (NNCF QDQ of the unoptimised graph, for OpenVINO's
             int8 kernels), fp16, or auto.
         calibration_file: SQuAD JSON for static calibration, F1 scoring and parity pairs.
-        calibration_samples: Questions of ``calibration_file`` used for static calibration.
-        parity_samples: Questions compared with PyTorch (and scored for F1); None: 1,000
-            real questions with ``calibration_file`` (a paired bootstrap on 200 cannot
-            resolve a 0.5% F1 budget; 1,000 narrows the interval ~2.2x), else 64
-            generated pairs.
+        calibration_samples: Questions of ``calibration_file`` used for static calibration
+            (one window each: the first).
+        parity_samples: Most questions compared with PyTorch (and scored for F1): each
+            variant stops at the first look that decides its F1 drop
+            (:func:`~qa_engine.export.evidence.sequential_f1_drop`); None: 1,000 real
+            questions with ``calibration_file`` (a paired bootstrap on 200 cannot resolve a
+            0.5% F1 budget; 1,000 narrows the interval ~2.2x), else 64 generated pairs.
         device: Where the variants are verified and timed (and fp16 is meant to run).
         max_f1_drop: ``auto`` keeps variants whose relative F1 drop is at most this (%).
         max_seq_length: Window length; default from qa_config.json, else 384.
         doc_stride: Window overlap; default from qa_config.json, else 128.
         opset: ONNX opset; None lets optimum choose.
-        force: Replace an existing export at ``out_dir``.
+        force: Replace an existing export at ``out_dir``, and write a chosen variant whose
+            F1 evidence is over ``max_f1_drop`` (refused otherwise; it loads with a warning).
         atol: fp32 parity gate on max |logit difference|.
         seed: Seed for the generated parity pairs.
         batch_size: Windows per call the model will run at; ``auto`` ranks speed there

@@ -2,8 +2,11 @@
 
 Steps: load the checkpoint and its tokenizer; export fp32 ONNX; optimise (O1-O4) and
 count the fusions; build the requested variants; verify every one against PyTorch
-(the fp32 graph must match within ``atol``); write model.onnx, tokenizer.json,
-config.json and qa_manifest.json into a staging dir and rename it into place.
+(the fp32 graph must match within ``atol``; lossy ones on as many questions as their F1
+evidence needs, :mod:`~qa_engine.export.verifier`); refuse a chosen variant whose
+evidence is over ``--max-f1-drop`` unless ``force`` (the runtime would refuse it too);
+write model.onnx, tokenizer.json, config.json and qa_manifest.json into a staging dir
+and rename it into place.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from qa_engine.export import features, fusion, publish
+from qa_engine.export.budget import check_budget, evidence_summary
 from qa_engine.export.builders import BuildContext, build_variants
 from qa_engine.export.onnx_export import (
     ATTN_IMPLEMENTATION,
@@ -26,13 +30,9 @@ from qa_engine.export.onnx_export import (
     load_torch_model,
 )
 from qa_engine.export.options import DEFAULT_DOC_STRIDE, DEFAULT_MAX_SEQ_LENGTH, ExportOptions
-from qa_engine.export.parity import (
-    DecodeSettings,
-    decode_answers,
-    torch_logits,
-    tune_null_threshold,
-)
-from qa_engine.export.variants import Variant, Verifier, select_fastest
+from qa_engine.export.parity import DecodeSettings
+from qa_engine.export.variants import Variant, select_fastest
+from qa_engine.export.verifier import TorchReference, Verifier
 from qa_engine.extras import require
 from qa_engine.manifest import MODEL_NAME, TOKENIZER_NAME, ExportManifest
 from qa_engine.selfcheck import (
@@ -84,6 +84,8 @@ def run_export(options: ExportOptions, log: Log = print) -> ExportResult:
     Raises:
         ValueError / FileExistsError: Unsafe destination or inconsistent settings.
         ParityError: An fp32 graph disagrees with PyTorch; nothing is written.
+        OverBudgetError: The chosen variant's F1 drop is over ``max_f1_drop`` and
+            ``force`` is off; nothing is written.
     """
     publish.check_destination(options.model, options.out_dir, force=options.force)
     for module in ("torch", "transformers", "optimum.onnxruntime", "onnx", "onnxruntime"):
@@ -186,29 +188,23 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
         examples = features.generated_examples(tokenizer, options.parity_samples, seed=options.seed)
         pairs = "generated"
     windows = features.build_windows(tokenizer, examples, max_seq_length, doc_stride)
-    log(f"PyTorch reference on {len(examples)} {pairs} questions ({len(windows)} windows)")
-    reference = torch_logits(net, windows)
-    if settings.version_2:
-        tuned = tune_null_threshold(windows, reference, examples, settings)
-        if tuned is not None:
-            log(
-                f"SQuAD 2.0: PyTorch's null threshold on these questions is {tuned:.3f} "
-                f"(fine-tune recorded {settings.null_threshold:.3f}); each variant is re-tuned"
-            )
-            settings.null_threshold = tuned
+    reference = TorchReference(net, windows)
     verifier = Verifier(
         windows=windows,
         examples=examples,
         reference=reference,
-        reference_answers=decode_answers(windows, reference, examples, settings),
         settings=settings,
         device=options.device,
         pairs=pairs,
         atol=options.atol,
         max_f1_drop=options.max_f1_drop,
         batch_size=options.batch_size,
+        log=log,
     )
-    del net  # free the PyTorch weights before building more graphs
+    log(
+        f"Parity set: up to {len(examples)} {pairs} questions ({len(windows)} windows); "
+        "PyTorch runs only as far as a variant's evidence needs"
+    )
     log("Verifying variants against PyTorch")
     verifier.verify(base, log)
 
@@ -216,6 +212,7 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
         options, base, raw.parent, work, tokenizer, verifier, max_seq_length, doc_stride, log
     )
     built, main = build_variants(ctx)
+    reference.release()  # free the PyTorch weights
     if options.quantize == "auto":
         chosen, table = select_fastest([base, *built], options.max_f1_drop, options.batch_size)
         log(
@@ -225,11 +222,21 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
         for variant in built:
             if variant.drop is not None and variant.drop.decision == "undecided":
                 log(f"  note: {variant.name} undecided: {variant.drop.describe()}")
+        if verifier.missing_accuracy_evidence() is not None:
+            log(
+                "  note: without accuracy evidence no lossy variant can be shown within the "
+                "budget, so auto keeps an fp32 graph (--quantize int8-dynamic chooses on logits)"
+            )
     else:
         chosen = main or base
         table = [v.row() for v in (base, *built)]
         for row in table:
             row["selected"] = row["name"] == chosen.name
+    check_budget(chosen, options, log)
+    log(
+        f"PyTorch reference: {len(reference.logits)} of {len(windows)} windows in "
+        f"{reference.seconds:.1f} s"
+    )
 
     shutil.move(str(chosen.path), staging / MODEL_NAME)
     chosen.path = staging / MODEL_NAME
@@ -257,7 +264,15 @@ def _build(options: ExportOptions, staging: Path, log: Log) -> ExportResult:
             "latency_ms_b1": chosen.latency,
             "device": options.device,
         },
-        extra=_extra(options, qa_config, chosen, table, problems),
+        extra={
+            **_extra(options, qa_config, chosen, table, problems),
+            "evidence": evidence_summary(verifier, options),
+            "timings": {
+                "reference_s": round(reference.seconds, 1),
+                "reference_windows": len(reference.logits),
+                "variants": {v.name: v.timings for v in (base, *built)},
+            },
+        },
         batch_invariant=fusion.batch_invariant(chosen.path),
         self_check=reference_check(verifier, chosen).save(staging),
     )
@@ -282,13 +297,14 @@ def reference_check(verifier: Verifier, chosen: Variant) -> SelfCheck:
             np.asarray(start, dtype=np.float32),
             np.asarray(end, dtype=np.float32),
         )
-        for i, (start, end) in enumerate(verifier.reference)
+        # Windows the chosen variant ran on (a prefix of the parity windows).
+        for i, (start, end) in enumerate(verifier.reference.logits[: len(chosen.logits or [])])
     ]
     max_answer = verifier.settings.max_answer_length
-    picked = pick_reference(candidates, windows.example_index, max_answer)
-    index = {id(c): i for i, c in enumerate(candidates)}
     if chosen.logits is None:
         raise RuntimeError(f"{chosen.name} has not been verified")
+    picked = pick_reference(candidates, windows.example_index, max_answer)
+    index = {id(c): i for i, c in enumerate(candidates)}
     own = [chosen.logits[index[id(w)]] for w in picked]
     diff, agreement = measure(picked, own, max_answer)
     gate = chosen.settings.get("parity_gate", {}).get("atol", verifier.atol)
@@ -297,7 +313,9 @@ def reference_check(verifier: Verifier, chosen: Variant) -> SelfCheck:
         "max_abs_logit_diff": diff,
         "answer_agreement": agreement,
         "provider": (chosen.latency or {}).get("provider"),
-        "f1_drop": chosen.accuracy.to_dict() if chosen.accuracy else None,
+        "f1_drop": chosen.drop.to_dict() if chosen.drop else None,
+        "accuracy_evidence": verifier.missing_accuracy_evidence() or "paired F1 on real questions",
+        "written_with_force": chosen.drop is not None and chosen.drop.decision == "over",
     }
     return SelfCheck(picked, tolerance, max_answer, export)
 

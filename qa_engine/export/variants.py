@@ -1,35 +1,17 @@
-"""Model variants (fp32 / fp16 / int8) and the verifier that measures each against PyTorch."""
+"""Model variants (fp32 / fp16 / int8), the rules that choose between them, their table.
+
+The verifier that measures each against PyTorch is :mod:`qa_engine.export.verifier`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from qa_engine.data import QAExample
-from qa_engine.export.evidence import DropEstimate, f1_drop
-from qa_engine.export.features import Windows
-from qa_engine.export.fusion import batch_invariant, count_fused_ops
-from qa_engine.export.parity import (
-    DecodeSettings,
-    Logits,
-    ParityReport,
-    batched_throughput,
-    check_fp32,
-    compare,
-    decode_answers,
-    fp32_gate,
-    latency_ms,
-    make_session,
-    question_f1,
-    session_logits,
-    tune_null_threshold,
-)
-from qa_engine.metrics import f1_score
-from qa_engine.selfcheck import ACCURACY_BUDGET
+from qa_engine.export.evidence import DropEstimate
+from qa_engine.export.parity import Logits, ParityReport
 
 
 @dataclass
@@ -47,11 +29,13 @@ class Variant:
             windows/s at the verifier's batch size (see :func:`speed_key`).
         fused_ops: Fused-operator counts of the graph.
         logits: Its start/end logits on the parity windows, once verified.
-        drop: Its F1 drop with a bootstrap interval and decision, once verified.
-        accuracy: The same judged against the runtime's accuracy budget
-            (``selfcheck.ACCURACY_BUDGET``): the export's F1 evidence the self-check holds.
+        drop: Its F1 drop with a bootstrap interval and a decision against
+            ``--max-f1-drop``, once verified; None without accuracy evidence (generated
+            pairs, or a model that cannot answer the questions). The self-check carries it
+            and the runtime refuses an ``over`` variant.
         null_threshold: SQuAD 2.0 threshold tuned for this variant on the parity
             questions (None: SQuAD 1.1, or no gold answers to tune on).
+        timings: Seconds spent verifying it, and extending the PyTorch reference for it.
     """
 
     name: str
@@ -64,18 +48,23 @@ class Variant:
     fused_ops: dict[str, int] = field(default_factory=dict)
     logits: Logits | None = field(default=None, repr=False)
     drop: DropEstimate | None = None
-    accuracy: DropEstimate | None = None
     null_threshold: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def size_mb(self) -> float:
         return self.path.stat().st_size / 2**20
 
-    def accuracy_key(self) -> float:
-        """What "accuracy" means for choosing between variants: gold F1, else F1 vs PyTorch."""
+    def accuracy_key(self) -> tuple[float, float]:
+        """What "more accurate" means between variants (larger is better): with accuracy
+        evidence, the decision (within > undecided > over), then the smaller F1 drop;
+        without, the logits closer to PyTorch's (smaller mean |dlogit|)."""
         if self.parity is None:
             raise RuntimeError(f"{self.name} has not been verified")
-        return self.parity.f1 if self.parity.f1 is not None else self.parity.f1_vs_pytorch
+        if self.drop is None:
+            return (0.0, -self.parity.mean_abs_logit_diff)
+        rank = {"within": 2.0, "undecided": 1.0, "over": 0.0}[self.drop.decision]
+        return (rank, -self.drop.point)
 
     def row(self) -> dict[str, Any]:
         """A row of the comparison table."""
@@ -92,130 +81,15 @@ class Variant:
             "f1": p.f1 if p else None,
             "f1_vs_pytorch": p.f1_vs_pytorch if p else None,
             "f1_drop": self.drop.to_dict() if self.drop else None,
+            "f1_drop_pct": round(self.drop.point, 3) if self.drop else None,
+            "f1_drop_ci": [round(self.drop.low, 3), round(self.drop.high, 3)]
+            if self.drop
+            else None,
+            "decision": _decision(self),
+            "questions": p.questions if p else None,
             "null_threshold": self.null_threshold,
+            **self.timings,
         }
-
-
-@dataclass
-class Verifier:
-    """Holds the PyTorch reference on a fixed set of windows and checks variants against it.
-
-    Attributes:
-        windows: The windows every variant runs on.
-        examples: The questions behind them.
-        reference: PyTorch start/end logits per window.
-        reference_answers: PyTorch's decoded answers.
-        settings: Decoding settings.
-        device: "cpu" or "cuda" for the ONNX sessions.
-        pairs: "squad" or "generated".
-        atol: fp32 gate.
-        max_f1_drop: The F1 budget (%) each variant's drop estimate is judged against.
-        time_it: Measure batch-1 latency too.
-        batch_size: Also measure windows/s in batches of this size (>1), the speed
-            ``auto`` ranks by when the model will run batched.
-    """
-
-    windows: Windows
-    examples: Sequence[QAExample]
-    reference: Logits
-    reference_answers: list[str]
-    settings: DecodeSettings
-    device: str
-    pairs: str
-    atol: float
-    max_f1_drop: float = 1.0
-    time_it: bool = True
-    batch_size: int = 1
-
-    def _paired_f1(self, answers: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Per-question F1 of PyTorch and of the variant: on gold answers, else the
-        variant's answers scored against PyTorch's."""
-        version_2 = self.settings.version_2
-        reference = question_f1(self.reference_answers, self.examples, version_2)
-        variant = question_f1(answers, self.examples, version_2)
-        if reference is None or variant is None:
-            reference = np.full(len(answers), 100.0)
-            variant = 100.0 * np.asarray(
-                [
-                    1.0 if a == r else f1_score(a, r, version_2=version_2)
-                    for a, r in zip(answers, self.reference_answers, strict=True)
-                ]
-            )
-        return reference, variant
-
-    def verify(self, variant: Variant, log: Callable[[str], None]) -> Variant:
-        """Run ``variant`` on every window, compare with PyTorch, gate fp32, time it.
-
-        Raises:
-            ParityError: An fp32 variant is off by more than ``atol``.
-        """
-        # int8-openvino is timed where it is meant to run: on the OpenVINO provider when
-        # this onnxruntime build has it (the CPU provider runs its QDQ graph too).
-        session = make_session(
-            variant.path, self.device, openvino=variant.precision == "int8-openvino"
-        )
-        logits = session_logits(session, self.windows)
-        variant.logits = logits
-        if self.settings.version_2:
-            variant.null_threshold = tune_null_threshold(
-                self.windows, logits, self.examples, self.settings
-            )
-        own = self.settings
-        if variant.null_threshold is not None:  # each variant scored at its own threshold
-            own = replace(self.settings, null_threshold=variant.null_threshold)
-        answers = decode_answers(self.windows, logits, self.examples, own)
-        variant.parity = compare(
-            self.reference,
-            self.reference_answers,
-            logits,
-            answers,
-            self.examples,
-            self.settings.version_2,
-            self.pairs,
-        )
-        # The paired bootstrap against the selection budget and the runtime's one.
-        reference_f1, variant_f1 = self._paired_f1(answers)
-        variant.drop = f1_drop(reference_f1, variant_f1, self.max_f1_drop)
-        variant.accuracy = f1_drop(reference_f1, variant_f1, ACCURACY_BUDGET)
-        variant.fused_ops = count_fused_ops(variant.path)
-        if variant.precision == "fp32":
-            gate = fp32_gate(variant.fused_ops, self.atol)
-            variant.settings["parity_gate"] = gate
-            check_fp32(variant.name, variant.parity, gate["atol"], gate["min_agreement"])
-        if self.time_it:
-            variant.latency = {
-                **latency_ms(session, self.windows),
-                "provider": session.get_providers()[0],
-            }
-            if self.batch_size > 1:
-                variant.latency["batched"] = batched_throughput(
-                    session,
-                    self.windows,
-                    batch_size=self.batch_size,
-                    batch_invariant=batch_invariant(variant.path),
-                )
-        p = variant.parity
-        log(
-            f"  {variant.name}: max|dlogit| {p.max_abs_logit_diff:.2e}, answers agree "
-            f"{p.answer_agreement:.1%}, F1 vs PyTorch {p.f1_vs_pytorch:.1f}"
-            + (f", F1 {p.f1:.2f} (PyTorch {p.f1_pytorch:.2f})" if p.f1 is not None else "")
-            + (f", {variant.latency['p50']:.2f} ms/window" if variant.latency else "")
-            + (
-                f", {variant.latency['batched']['windows_per_s']:.1f} windows/s at batch "
-                f"{self.batch_size}"
-                if variant.latency and "batched" in variant.latency
-                else ""
-            )
-            + (
-                f", null threshold {variant.null_threshold:.3f}"
-                if variant.null_threshold is not None
-                else ""
-            )
-            + f", {variant.size_mb:.1f} MB"
-        )
-        if variant.precision != "fp32":
-            log(f"    {variant.drop.describe()}")
-        return variant
 
 
 def prefer_per_channel(per_tensor: Variant, per_channel: Variant) -> Variant:
@@ -226,26 +100,21 @@ def prefer_per_channel(per_tensor: Variant, per_channel: Variant) -> Variant:
 
 
 def within_budget(variant: Variant) -> bool:
-    """The evidence says the variant's F1 drop is within the budget (the interval's top)."""
-    if variant.drop is None:
+    """The evidence says the variant's F1 drop is within the budget (the interval's top);
+    False without accuracy evidence."""
+    if variant.parity is None:
         raise RuntimeError(f"{variant.name} has not been verified")
-    return variant.drop.decision == "within"
+    return variant.drop is not None and variant.drop.decision == "within"
 
 
 def select_int8(plain: Variant, mixed: Variant, max_f1_drop: float) -> Variant:
     """``--quantize int8-dynamic``: the faster of the two whose drop is shown to be within
-    the F1 budget, else the more accurate."""
+    the F1 budget, else the more accurate (without accuracy evidence: the more faithful
+    to PyTorch's logits)."""
     within = [v for v in (plain, mixed) if within_budget(v)]
     if within:
         return min(within, key=lambda v: v.latency["p50"] if v.latency else float("inf"))
     return max((plain, mixed), key=lambda v: v.accuracy_key())
-
-
-def relative_f1_drop(variant: Variant) -> float:
-    """Relative F1 drop (%) vs PyTorch on gold answers (or vs PyTorch's own answers)."""
-    if variant.drop is None:
-        raise RuntimeError(f"{variant.name} has not been verified")
-    return variant.drop.point
 
 
 def speed_key(variant: Variant, batch_size: int = 1) -> float:
@@ -269,7 +138,8 @@ def select_fastest(
 
     fp32 variants passed the parity gate, so they are always eligible: there is always
     an answer. A variant the sample cannot decide is not kept; its row says how many
-    questions would decide.
+    questions would decide. Without accuracy evidence no lossy variant is shown within
+    the budget, so an fp32 graph is kept.
     """
     rows = []
     eligible = []
@@ -277,22 +147,19 @@ def select_fastest(
         ok = variant.precision == "fp32" or within_budget(variant)
         if ok:
             eligible.append(variant)
-        drop = variant.drop
-        rows.append(
-            {
-                **variant.row(),
-                "f1_drop_pct": round(drop.point, 3) if drop else None,
-                "f1_drop_ci": [round(drop.low, 3), round(drop.high, 3)] if drop else None,
-                "decision": "fp32 (parity-gated)" if variant.precision == "fp32" else drop.decision,
-                "eligible": ok,
-            }
-        )
+        rows.append({**variant.row(), "eligible": ok})
     if not eligible:
         raise RuntimeError("no eligible variant (the fp32 candidate is missing)")
     best = min(eligible, key=lambda v: speed_key(v, batch_size))
     for row in rows:
         row["selected"] = row["name"] == best.name
     return best, rows
+
+
+def _decision(variant: Variant) -> str:
+    if variant.precision == "fp32":
+        return "fp32 (parity-gated)"
+    return variant.drop.decision if variant.drop else "no accuracy evidence"
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -306,7 +173,8 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         ("answer_agreement", "agree", "{:.1%}"),
         ("f1", "F1", "{:.2f}"),
         ("f1_drop_pct", "F1 drop %", "{:.2f}"),
-        ("f1_drop_ci", "95% CI", "{}"),
+        ("f1_drop_ci", "interval", "{}"),
+        ("questions", "questions", "{}"),
         ("decision", "evidence", "{}"),
         ("selected", "chosen", "{}"),  # bools print as "*" / ""
     ]
