@@ -147,7 +147,11 @@ def test_engine_ignores_a_plan_from_another_cpu_with_a_warning(export_dir: Path)
     with pytest.warns(PlanIgnored, match="Some Other CPU"):
         engine = QAEngine(export_dir)
     assert engine.plan is None and "ignored" in engine.plan_note
-    assert engine.batch_size == 32 and engine.buckets is None
+    # The engine's own defaults, as without any plan (buckets only on OpenVINO).
+    default = QAEngine(export_dir, plan=False)
+    assert engine.batch_size == default.batch_size == 32
+    assert engine.buckets == default.buckets
+    assert engine.providers == default.providers
 
 
 def test_engine_ignores_a_plan_whose_device_fails_here(export_dir: Path, monkeypatch) -> None:
