@@ -25,8 +25,8 @@ exp() { local name=$1; shift; [[ -d $RUN/$name ]] || $PY -m qa_engine.cli export
 exp fp32-none --optimize none $CAL
 exp fp32-o2 --optimize O2 $CAL
 exp int8-dynamic --optimize O3 --quantize int8-dynamic $CAL --max-f1-drop 0.5
-# --force: its F1 evidence is over budget (the export refuses it otherwise); the run checks
-# that the runtime then warns and its self-check refuses it.
+# --force: its F1 evidence is over budget (the export refuses it otherwise);
+# the runtime then loads it with a warning that names --force.
 exp int8-static --optimize O3 --quantize int8-static $CAL --force
 if [[ -x $OV_PY ]] && [[ ! -d $RUN/int8-openvino ]]; then
   $OV_PY -m qa_engine.cli export "$MODEL" "$RUN/int8-openvino" --optimize none --quantize int8-openvino $CAL 2>&1 | tee "$OUT/export-int8-openvino.log"
