@@ -54,7 +54,8 @@ serve: $(STAMP)
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
 
-# The runtime on plain onnxruntime ([cpu-plain]: what [cpu] installs off x86-64 Linux), in
+# The runtime (and the serve adapter) on plain onnxruntime ([cpu-plain]: what [cpu] installs
+# off x86-64 Linux), in
 # its own environment: flavours cannot share one.
 PLAIN_VENV ?= .venv-plain
 PLAIN_BIN := $(PLAIN_VENV)/bin
@@ -66,7 +67,7 @@ $(PLAIN_STAMP): pyproject.toml Makefile
 	$(PLAIN_BIN)/python -m pip install --quiet --upgrade pip
 	$(PLAIN_BIN)/python -m pip install --quiet "$(TORCH_INSTALL)"
 	$(PLAIN_BIN)/python -m pip uninstall --quiet -y $(ORT_FLAVOURS)
-	$(PLAIN_BIN)/python -m pip install --quiet -e ".[cpu-plain,export,dev]"
+	$(PLAIN_BIN)/python -m pip install --quiet -e ".[cpu-plain,export,serve,dev]"
 	rm -f $(PLAIN_VENV)/.installed-*
 	touch $@
 
