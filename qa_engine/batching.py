@@ -67,9 +67,7 @@ class BatchLimits:
 
     def max_rows(self, width: int) -> int:
         """Most rows a batch ``width`` tokens wide may have under both bounds."""
-        if self.max_tokens is None:
-            return self.max_windows
-        return max(1, min(self.max_windows, self.max_tokens // width))
+        return max_rows_for(width, self.max_windows, self.max_tokens)
 
     def rows_for(self, rows: int, width: int) -> int:
         """Rows a batch of ``rows`` windows runs with (padded up only with ``pad_rows``)."""
