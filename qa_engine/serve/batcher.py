@@ -38,7 +38,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from qa_engine.batching import length_buckets, plan_batches, row_sizes, warmup_windows
+from qa_engine.batching import (
+    length_buckets,
+    max_rows_for,
+    plan_batches,
+    row_sizes,
+    warmup_windows,
+)
 from qa_engine.decoding import DecodedQuestion, WindowLogits, decode_question
 from qa_engine.engine import _check_text
 from qa_engine.serve.scheduler import FairQueue, QueuedWindow
@@ -451,7 +457,7 @@ class Batcher:
         return next((s for s in sizes if s >= rows), rows)
 
     def _max_rows(self, width: int) -> int:
-        return max(1, min(self.limits.max_windows, self.max_batch_tokens // width))
+        return max_rows_for(width, self.limits.max_windows, self.max_batch_tokens)
 
     # -------------------------------------------------------------------- warm-up
     def shapes(self) -> list[tuple[int, int]]:
