@@ -36,17 +36,23 @@ class BatchLimits:
             bucket that holds its longest window (None: to the longest window itself).
         pad_rows: Also pad a batch's rows up to one of :func:`row_sizes` (repeating a
             window; its copies are cut off), so only shapes run ahead ever run.
+        min_call_tokens: Padded tokens below which a call runs no faster (the session
+            needs about this many to reach its full per-token speed; see
+            :mod:`qa_engine.call_cost`). When given, :func:`plan_batches` splits windows
+            of unlike lengths into separate calls wherever that saves padded tokens
+            without making a call smaller than this. None: fill every call (fewest calls).
     """
 
     max_windows: int = 32
     max_tokens: int | None = None
     buckets: tuple[int, ...] | None = None
     pad_rows: bool = False
+    min_call_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_windows", "max_tokens"):
+        for name in ("max_windows", "max_tokens", "min_call_tokens"):
             value = getattr(self, name)
-            if value is None and name == "max_tokens":
+            if value is None and name != "max_windows":
                 continue
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -145,30 +151,71 @@ class PlannedBatch:
 def plan_batches(lengths: Sequence[int], limits: BatchLimits) -> list[PlannedBatch]:
     """Group windows of the given token lengths into batches, longest first.
 
+    Each batch is a run of consecutive windows in longest-first order, padded to its first
+    (longest) member's width. Without ``limits.min_call_tokens`` every batch is filled up
+    to the limits (fewest calls); with it, the runs are chosen to minimize the estimated
+    cost, each call counting ``max(padded tokens, min_call_tokens)``: a batch of mixed
+    lengths is split by length where the session would not run the smaller calls slower.
+
     Returns:
         Batches covering every index exactly once; each within ``limits`` (a window
         longer than ``max_tokens`` gets a batch of its own).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable")
-    batches: list[PlannedBatch] = []
-    current: list[int] = []
-    width = 0
-    for index in order.tolist():
-        if current:
-            fits_rows = len(current) < limits.max_windows
-            fits_tokens = limits.max_tokens is None or (len(current) + 1) * width <= (
-                limits.max_tokens
+    order = np.argsort(-lengths, kind="stable").tolist()
+    if limits.min_call_tokens is None:
+        runs = _fill_runs(order, lengths, limits)
+    else:
+        runs = _cheapest_runs(order, lengths, limits, limits.min_call_tokens)
+    return [
+        _planned(order[start:end], limits.width_for(int(lengths[order[start]])), limits)
+        for start, end in runs
+    ]
+
+
+def _fill_runs(order: list[int], lengths: np.ndarray, limits: BatchLimits) -> list[tuple[int, int]]:
+    """Greedy: each run as long as the limits allow."""
+    runs: list[tuple[int, int]] = []
+    start = 0
+    while start < len(order):
+        end = start + _longest_run(order, lengths, limits, start)
+        runs.append((start, end))
+        start = end
+    return runs
+
+
+def _longest_run(order: list[int], lengths: np.ndarray, limits: BatchLimits, start: int) -> int:
+    width = limits.width_for(int(lengths[order[start]]))
+    return min(limits.max_rows(width), len(order) - start)
+
+
+def _cheapest_runs(
+    order: list[int], lengths: np.ndarray, limits: BatchLimits, min_call_tokens: int
+) -> list[tuple[int, int]]:
+    """Runs minimizing the sum of ``max(padded tokens, min_call_tokens)`` (dynamic
+    programming over the sorted order, O(windows x max_windows)); ties go to fewer calls."""
+    n = len(order)
+    cost = [0.0] * (n + 1)  # cost[i]: cheapest plan of order[i:]
+    calls = [0] * (n + 1)
+    step = [0] * (n + 1)
+    for start in range(n - 1, -1, -1):
+        width = limits.width_for(int(lengths[order[start]]))
+        best: tuple[float, int, int] | None = None
+        for rows in range(1, _longest_run(order, lengths, limits, start) + 1):
+            padded = limits.rows_for(rows, width) * width
+            candidate = (
+                max(padded, min_call_tokens) + cost[start + rows],
+                1 + calls[start + rows],
+                rows,
             )
-            if fits_rows and fits_tokens:
-                current.append(index)
-                continue
-            batches.append(_planned(current, width, limits))
-        current = [index]
-        width = limits.width_for(int(lengths[index]))
-    if current:
-        batches.append(_planned(current, width, limits))
-    return batches
+            if best is None or candidate[:2] < best[:2]:
+                best = candidate
+        cost[start], calls[start], step[start] = best
+    runs, start = [], 0
+    while start < n:
+        runs.append((start, start + step[start]))
+        start += step[start]
+    return runs
 
 
 def _planned(indices: list[int], width: int, limits: BatchLimits) -> PlannedBatch:

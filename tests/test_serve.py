@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import threading
 
@@ -157,6 +158,39 @@ def test_bucketed_padding_and_padded_rows_change_no_answer(engine) -> None:
         assert_same(got(response.json()), expected(engine, item, 1))
 
 
+def test_split_by_length_runs_no_padding_and_changes_no_answer(engine) -> None:
+    """With min_call_tokens 1 every call holds windows of one length: no padded token."""
+    rng = random.Random(2)
+    items = [pair(rng) for _ in range(24)]
+
+    async def main():
+        async with serving(engine, max_wait_ms=20) as c:
+            batcher = c.service.batcher
+            assert batcher.limits.buckets is None  # the CPU provider pads to no bucket
+            batcher._set_limits(dataclasses.replace(batcher.limits, min_call_tokens=1))
+            responses = await asyncio.gather(
+                *(c.post("/predict", json={"inputs": i}) for i in items)
+            )
+            return responses, (await c.get("/metrics")).text
+
+    responses, metrics = run(main())
+    for response, item in zip(responses, items, strict=True):
+        assert_same(got(response.json()), expected(engine, item, 1))
+    padded = _metric(metrics, "qa_batch_padded_tokens_sum")
+    assert padded == _metric(metrics, "qa_batch_real_tokens_sum")
+
+
+def test_warm_up_measures_the_smallest_full_speed_call(engine) -> None:
+    async def main():
+        async with serving(engine, warmup=True, max_batch_tokens=256) as c:
+            await c.service._warmup_task
+            return (await c.get("/info")).json()["batching"]
+
+    batching = run(main())
+    width = 48  # the tiny model's widest bucket (no bucket reaches 64)
+    assert batching["min_call_tokens"] in {r * width for r in row_sizes(256 // width)}
+
+
 # ---------------------------------------------------------------- status codes
 GOOD = {"inputs": {"question": "who built it?", "context": "the city was built by the king."}}
 
@@ -284,7 +318,9 @@ def test_ready_is_503_until_every_shape_is_warmed_up(engine) -> None:
     gated = GatedEngine(engine)
 
     async def main():
-        async with serving(gated, warmup=True, max_batch_tokens=256) as c:
+        async with serving(
+            gated, warmup=True, max_batch_tokens=256, split_by_length=False
+        ) as c:
             before = await c.get("/ready")
             health = await c.get("/health")
             gated.gate.set()
@@ -308,7 +344,9 @@ def test_warm_before_startup_holds_startup_until_every_shape_ran(engine) -> None
     """The Ray Serve replica's mode: its host routes traffic once startup ends."""
     gated = GatedEngine(engine)
     app = create_app(
-        gated, ServeSettings(warmup=True, max_batch_tokens=256), warm_before_startup=True
+        gated,
+        ServeSettings(warmup=True, max_batch_tokens=256, split_by_length=False),
+        warm_before_startup=True,
     )
 
     async def main():

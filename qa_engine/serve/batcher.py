@@ -35,22 +35,24 @@ import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from qa_engine.batching import (
+    BatchLimits,
     length_buckets,
-    max_rows_for,
     plan_batches,
     row_sizes,
     warmup_windows,
 )
+from qa_engine.call_cost import measure_min_call_tokens
 from qa_engine.decoding import DecodedQuestion, WindowLogits, decode_question
 from qa_engine.engine import _check_text
 from qa_engine.serve.scheduler import FairQueue, QueuedWindow
 from qa_engine.tokenization import Window
 
-# Sentinel for "use the engine's length buckets" (None means no buckets).
+# Sentinel for "the engine's own buckets" (``QAEngine.buckets``: length buckets where
+# input shapes cost, on OpenVINO; none on onnxruntime's CPU provider). None: no buckets.
 DEFAULT_BUCKETS: Any = "default"
 # Requests with more context characters than this are tokenized and decoded on a thread
 # of their own (seconds of CPU for a megabyte), so ordinary requests never queue behind them.
@@ -136,9 +138,14 @@ class Batcher:
         max_batch_windows: Windows per onnxruntime call (1 for a non-invariant variant).
         max_wait_ms: How long the oldest queued window may wait for more windows, while
             requests are still being tokenized.
-        buckets: Padded widths (default: ``length_buckets(max_seq_length)``; None: none).
+        buckets: Padded widths (default: the engine's, ``QAEngine.buckets``; None: none).
         pad_rows: Also pad each batch's rows up to one of :func:`row_sizes`, so only
             warmed-up shapes ever run (worth it on OpenVINO; wasted work elsewhere).
+            Only with buckets.
+        split_by_length: At warm-up, measure how many padded tokens a call needs to run
+            at full speed (:func:`~qa_engine.call_cost.measure_min_call_tokens`) and
+            split each batch by length into calls no smaller than that, instead of
+            padding every window of a batch to its longest one.
         max_request_batch_tokens: Padded tokens one request may take of one batch (None:
             the whole batch): the most a request arriving behind a long one waits for.
         max_context_tokens: Context tokens one request may hold (None: no limit); more
@@ -165,15 +172,20 @@ class Batcher:
         observer: BatchObserver | None = None,
         workers: int | None = None,
         cuda_graphs: bool | None = None,
+        split_by_length: bool = True,
     ) -> None:
-        if buckets is DEFAULT_BUCKETS:
-            buckets = length_buckets(engine.manifest.max_seq_length)
         self.engine = engine
-        self.limits = engine.batch_limits(max_batch_windows, max_batch_tokens, buckets)
+        if buckets is DEFAULT_BUCKETS:
+            limits = engine.batch_limits(max_batch_windows, max_batch_tokens)
+        else:
+            limits = engine.batch_limits(max_batch_windows, max_batch_tokens, buckets)
+        self.limits: BatchLimits = replace(
+            limits, pad_rows=bool(pad_rows) and limits.buckets is not None
+        )
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_windows = max_batch_windows
         self.max_wait_s = max_wait_ms / 1000.0
-        self.pad_rows = pad_rows
+        self.split_by_length = split_by_length
         self.max_context_tokens = max_context_tokens
         self.observer = observer
         self.cuda_graphs = cuda_graphs
@@ -233,6 +245,11 @@ class Batcher:
         except asyncio.TimeoutError:
             return False
         return True
+
+    @property
+    def pad_rows(self) -> bool:
+        """Whether batches pad their rows up to a warmed batch size."""
+        return self.limits.pad_rows
 
     @property
     def queue_depth(self) -> int:
@@ -422,7 +439,7 @@ class Batcher:
         done: list[_Entry] = []
         for batch in plan_batches([len(i.window) for i in items], self.limits):
             windows = [items[i].window for i in batch.indices]
-            rows = self._padded_rows(len(windows), batch.width)
+            rows = batch.padded_rows
             started = time.perf_counter()
             # The pipeline's pad-and-run stage: padding rows are masked and dropped
             # (with CUDA graphs the batch is padded to its captured bucket anyway).
@@ -450,20 +467,13 @@ class Batcher:
                     done.append(entry)
         return done
 
-    def _padded_rows(self, rows: int, width: int) -> int:
-        if not self.pad_rows:
-            return rows
-        sizes = row_sizes(self._max_rows(width))
-        return next((s for s in sizes if s >= rows), rows)
-
-    def _max_rows(self, width: int) -> int:
-        return max_rows_for(width, self.limits.max_windows, self.max_batch_tokens)
-
     # -------------------------------------------------------------------- warm-up
     def shapes(self) -> list[tuple[int, int]]:
         """Every (rows, width) a batch may run with: what warm-up runs once each."""
         widths = self.limits.buckets or length_buckets(self.engine.manifest.max_seq_length)
-        return [(rows, width) for width in widths for rows in row_sizes(self._max_rows(width))]
+        return [
+            (rows, width) for width in widths for rows in row_sizes(self.limits.max_rows(width))
+        ]
 
     def _wants_graphs(self) -> bool:
         if self.cuda_graphs is not None:
@@ -480,8 +490,8 @@ class Batcher:
         if self._wants_graphs():
             if self.limits.buckets is None:  # a batch must be planned at a captured width
                 widths = length_buckets(self.engine.manifest.max_seq_length)
-                self.limits = self.engine.batch_limits(
-                    self.max_batch_windows, self.max_batch_tokens, widths
+                self._set_limits(
+                    self.engine.batch_limits(self.max_batch_windows, self.max_batch_tokens, widths)
                 )
             try:
                 self.graphs_captured = self.engine.enable_cuda_graphs(
@@ -497,7 +507,24 @@ class Batcher:
         pad = self.engine.tokenizer.pad_id
         for rows, width in shapes:
             self.engine.run_batch(warmup_windows(rows, width, pad), width)
+        if self.split_by_length and self.limits.max_windows > 1:
+            self._set_limits(replace(self.limits, min_call_tokens=self._measure_call_tokens()))
         return len(shapes)
+
+    def _measure_call_tokens(self) -> int:
+        """The padded tokens a call needs to run at full speed, on the widths batches use."""
+        widths = self.limits.buckets or length_buckets(self.engine.manifest.max_seq_length)
+        width = next((w for w in widths if w >= 64), widths[-1])
+        return measure_min_call_tokens(
+            self.engine.run_batch,
+            self.engine.tokenizer.pad_id,
+            width,
+            self.limits.max_rows(width),
+        )
+
+    def _set_limits(self, limits: BatchLimits) -> None:
+        self.limits = limits
+        self._queue.limits = limits
 
 
 def context_tokens(windows: Sequence[Window], doc_stride: int) -> int:

@@ -103,6 +103,14 @@ if TYPE_CHECKING:
     "side for the cores).",
 )
 @click.option(
+    "--split-by-length/--no-split-by-length",
+    default=True,
+    show_default=True,
+    help="At warm-up, measure how many padded tokens a call needs to run at full speed, "
+    "then split each batch by length into calls no smaller than that (less padding); "
+    "--no-split-by-length pads every window of a batch to its longest one.",
+)
+@click.option(
     "--max-top-k",
     type=click.IntRange(min=1),
     default=20,
@@ -202,6 +210,7 @@ def serve(
     max_context_tokens: int,
     max_request_batch_tokens: int,
     spinning: bool,
+    split_by_length: bool,
     max_top_k: int,
     api_key: str | None,
     no_warmup: bool,
@@ -267,6 +276,7 @@ def serve(
             api_key=api_key or None,
             warmup=not no_warmup,
             pad_batch_rows=pad_batch_rows,
+            split_by_length=split_by_length,
             drain_timeout_s=drain_timeout,
         )
     except (TypeError, ValueError) as err:

@@ -43,6 +43,7 @@ class Service:
             max_context_tokens=settings.max_context_tokens,
             observer=self.metrics,
             cuda_graphs=settings.cuda_graphs,
+            split_by_length=settings.split_by_length,
         )
         self.admitted = 0
         self.warmed_up = not settings.warmup
@@ -195,6 +196,7 @@ class Service:
                 "max_tokens": self.batcher.limits.max_tokens,
                 "buckets": self.batcher.limits.buckets,
                 "pad_rows": self.batcher.pad_rows,
+                "min_call_tokens": self.batcher.limits.min_call_tokens,
                 "shapes": len(self.batcher.shapes()),
                 "cuda_graphs": self.batcher.graphs_captured,
                 "cuda_graphs_error": self.batcher.graphs_error,

@@ -64,6 +64,9 @@ class ServeSettings:
     # Pad each batch's rows up to a warmed batch size as well as its width up to a
     # bucket (None: only on OpenVINO, where every new input shape costs a slow first run).
     pad_batch_rows: bool | None = None
+    # Split each batch by length into calls no smaller than the engine needs for full
+    # speed (measured at warm-up), instead of padding every window to the longest one.
+    split_by_length: bool = True
     # Run batches on captured CUDA graphs, one per (rows, width) bucket, captured during
     # warm-up (None: when the engine runs on CUDA and the variant is batch-invariant; a
     # graph that cannot be captured then falls back to the plain session with a warning).
