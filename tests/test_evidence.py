@@ -95,12 +95,25 @@ def test_look_schedule_doubles_to_the_cap_and_splits_alpha() -> None:
     assert look_alphas(1, 0.05) == [0.05]
 
 
-def test_an_exact_graph_stops_at_the_first_look_as_within() -> None:
+def test_a_variant_that_changed_nothing_yet_is_not_within_on_a_few_questions() -> None:
+    """The pseudo-pairs: 32 unchanged answers are no evidence that changes are rare."""
     reference, _ = _spread(CAP, 7)
     calls: list[int] = []
     estimate = sequential_f1_drop(_lazy(reference, reference.copy(), calls), 1.0, CAP)
-    assert estimate.decision == "within" and estimate.questions == 32
-    assert calls == [32] and estimate.looks == (32,) and estimate.cap == CAP
+    assert estimate.decision == "within" and estimate.point == 0.0
+    assert estimate.questions == CAP and calls == look_schedule(CAP)
+    # Without them, the percentile bootstrap's [0, 0] decided at the first look.
+    early = sequential_f1_drop(_lazy(reference, reference.copy(), []), 1.0, CAP, pseudo_pairs=False)
+    assert early.questions == 32 and early.high == 0.0
+
+
+def test_one_unseen_change_each_way_widens_a_small_sample_only() -> None:
+    reference, _ = _spread(2000, 7)
+    small = f1_drop(reference[:32], reference[:32], 1.0, pseudo_pairs=True)
+    large = f1_drop(reference, reference.copy(), 1.0, pseudo_pairs=True)
+    assert small.point == large.point == 0.0
+    assert small.high > 5.0 and small.decision == "undecided"
+    assert large.high < 1.0 and large.decision == "within"
 
 
 def test_a_clearly_worse_variant_stops_early_as_over() -> None:
