@@ -2,8 +2,8 @@
 
 A batch of mixed lengths is padded to its longest window, so splitting it by length saves
 padded tokens; but a call with few tokens can cost more per token (small matrix products,
-per-call overhead: int8 on onnxruntime's CPU provider needs a thousand or more tokens a
-call, fp32 a few dozen). :func:`measure_min_call_tokens` times all-padding batches of
+per-call overhead: int8 on onnxruntime's CPU provider needed ~500 tokens a call on 2 EPYC
+cores, fp32 a few dozen). :func:`measure_min_call_tokens` times all-padding batches of
 growing rows on the loaded session and returns the fewest padded tokens a call needs to
 run within ``slack`` of the best per-token time seen; the batch planner
 (``BatchLimits.min_call_tokens``, :func:`qa_engine.batching.plan_batches`) then splits a
