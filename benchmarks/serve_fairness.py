@@ -118,15 +118,17 @@ def disconnect(base: str, long_request, give_up_s: float) -> dict:
             break
         time.sleep(0.01)
     seconds = time.perf_counter() - gave_up
-    batches = metric(base, "qa_batch_inference_seconds_count")
-    mean_batch = metric(base, "qa_batch_inference_seconds_sum") / batches if batches else None
+    # One batch = one take from the queue (split by length into one or more calls): the
+    # windows of a request cancelled meanwhile are dropped before the next take.
+    batches = metric(base, "qa_round_seconds_count")
+    mean_batch = metric(base, "qa_round_seconds_sum") / batches if batches else None
     return {
         "chars": len(context),
         "client_timeout_s": give_up_s,
         "status": status,
         "dropped_windows": dropped,
         "queue_empty_and_dropped_after_s": seconds,
-        "mean_batch_inference_s": mean_batch,
+        "mean_round_s": mean_batch,
         "loadavg": loadavg(),
     }
 
@@ -350,9 +352,9 @@ def targets(results: dict) -> dict:
     out["a disconnected client's waiting windows dropped within one batch"] = {
         "dropped_windows": gone["dropped_windows"],
         "after_s": round(gone["queue_empty_and_dropped_after_s"], 3),
-        "mean_batch_s": gone["mean_batch_inference_s"],
+        "mean_batch_s": gone["mean_round_s"],
         "met": gone["dropped_windows"] > 0
-        and gone["queue_empty_and_dropped_after_s"] <= (gone["mean_batch_inference_s"] or 0),
+        and gone["queue_empty_and_dropped_after_s"] <= (gone["mean_round_s"] or 0),
     }
     top = next(lv for lv in results["default"]["levels"] if lv["concurrency"] == 32)
     ratio = top["throughput_qps"] / results["offline"]["predict_batch32_qps"]

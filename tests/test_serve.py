@@ -178,6 +178,10 @@ def test_split_by_length_runs_no_padding_and_changes_no_answer(engine) -> None:
         assert_same(got(response.json()), expected(engine, item, 1))
     padded = _metric(metrics, "qa_batch_padded_tokens_sum")
     assert padded == _metric(metrics, "qa_batch_real_tokens_sum")
+    # Each take from the queue is one round of one or more calls.
+    calls = _metric(metrics, "qa_batch_windows_count")
+    assert _metric(metrics, "qa_round_calls_sum") == calls
+    assert 1 <= _metric(metrics, "qa_round_seconds_count") <= calls
 
 
 def test_warm_up_measures_the_smallest_full_speed_call(engine) -> None:
@@ -318,9 +322,7 @@ def test_ready_is_503_until_every_shape_is_warmed_up(engine) -> None:
     gated = GatedEngine(engine)
 
     async def main():
-        async with serving(
-            gated, warmup=True, max_batch_tokens=256, split_by_length=False
-        ) as c:
+        async with serving(gated, warmup=True, max_batch_tokens=256, split_by_length=False) as c:
             before = await c.get("/ready")
             health = await c.get("/health")
             gated.gate.set()

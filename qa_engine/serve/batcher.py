@@ -110,6 +110,8 @@ class BatchObserver(Protocol):
 
     def on_batch(self, windows: int, padded_tokens: int, real_tokens: int, seconds: float): ...
 
+    def on_round(self, calls: int, seconds: float) -> None: ...
+
     def on_request(self, timings: Timings) -> None: ...
 
     def on_dropped(self, windows: int) -> None: ...
@@ -437,7 +439,9 @@ class Batcher:
     def _infer(self, items: list[QueuedWindow]) -> list[_Entry]:
         """Run ``items`` in planned batches (inference thread); the requests completed."""
         done: list[_Entry] = []
-        for batch in plan_batches([len(i.window) for i in items], self.limits):
+        round_started = time.perf_counter()
+        batches = plan_batches([len(i.window) for i in items], self.limits)
+        for batch in batches:
             windows = [items[i].window for i in batch.indices]
             rows = batch.padded_rows
             started = time.perf_counter()
@@ -465,6 +469,8 @@ class Batcher:
                     entry.timings.inference += seconds
                 if entry.remaining == 0:
                     done.append(entry)
+        if self.observer is not None:
+            self.observer.on_round(len(batches), time.perf_counter() - round_started)
         return done
 
     # -------------------------------------------------------------------- warm-up

@@ -70,6 +70,19 @@ class ServeMetrics:
             buckets=_SECONDS,
             registry=r,
         )
+        self.round_calls = Histogram(
+            "qa_round_calls",
+            "onnxruntime calls per batch taken from the queue (split by length).",
+            buckets=_WINDOWS,
+            registry=r,
+        )
+        self.round_seconds = Histogram(
+            "qa_round_seconds",
+            "Time of one batch taken from the queue: all its calls (windows of a cancelled "
+            "request that are still waiting are dropped before the next one).",
+            buckets=_SECONDS,
+            registry=r,
+        )
 
         def stage(name: str, what: str) -> Histogram:
             return Histogram(f"qa_{name}_seconds", what, buckets=_SECONDS, registry=r)
@@ -99,6 +112,10 @@ class ServeMetrics:
         self.batch_padded_tokens.observe(padded_tokens)
         self.batch_real_tokens.observe(real_tokens)
         self.batch_seconds.observe(seconds)
+
+    def on_round(self, calls: int, seconds: float) -> None:
+        self.round_calls.observe(calls)
+        self.round_seconds.observe(seconds)
 
     def on_request(self, timings: Timings) -> None:
         self.questions.inc(timings.questions)
