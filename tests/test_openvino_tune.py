@@ -100,3 +100,45 @@ def test_tuner_measures_openvino_and_cpu(tiny_onnx_dir: Path) -> None:
         best.buckets,
         1,
     )
+
+
+def test_serve_split_by_length_on_openvino_runs_only_warmed_shapes(
+    tiny_onnx_dir: Path, monkeypatch
+) -> None:
+    """The serve batcher on OpenVINO: buckets and padded rows, warm-up measures the call
+    floor, and a split batch still runs only shapes warmed ahead, answering as predict."""
+    import asyncio
+    import dataclasses
+
+    from qa_engine.serve.batcher import Batcher
+
+    engine = QAEngine(tiny_onnx_dir, device="openvino:f32", threads=1, plan=False)
+    batcher = Batcher(engine, max_batch_tokens=256, max_wait_ms=20, pad_rows=True)
+    assert batcher.limits.buckets == engine.buckets and batcher.pad_rows
+    warmed = set(batcher.shapes())
+    batcher.warm_up()
+    assert batcher.limits.min_call_tokens is not None
+    # The smallest floor: every batch splits wherever lengths differ.
+    batcher._set_limits(dataclasses.replace(batcher.limits, min_call_tokens=1))
+    shapes: list[tuple[int, int]] = []
+    run = engine.session.run
+    monkeypatch.setattr(
+        engine.session, "run", lambda ids, *rest: shapes.append(ids.shape) or run(ids, *rest)
+    )
+    questions, contexts = _pairs(24, seed=3)
+
+    async def main():
+        await batcher.start()
+        try:
+            return await asyncio.gather(
+                *(batcher.submit([q], [c]) for q, c in zip(questions, contexts, strict=True))
+            )
+        finally:
+            await batcher.close()
+
+    results = asyncio.run(main())
+    assert shapes and set(shapes) <= warmed
+    for (decoded,), question, context in zip(results, questions, contexts, strict=True):
+        alone = engine.predict(question, context)
+        assert decoded.answers[0].text == alone.text
+        assert decoded.answers[0].score == pytest.approx(alone.score, rel=1e-4, abs=1e-6)
