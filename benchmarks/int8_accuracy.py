@@ -35,14 +35,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
-        "--device", default="cpu", help='QAEngine device for every export ("auto": the default path)'
+        "--device",
+        default="cpu",
+        help='QAEngine device for every export ("auto": the default path)',
     )
     args = parser.parse_args()
 
     examples = load_squad(args.data).examples[: args.samples]
     specs = dict(spec.split("=", 1) for spec in args.exports)
     engines = {
-        name: QAEngine(path, device=args.device, threads=args.threads) for name, path in specs.items()
+        name: QAEngine(path, device=args.device, threads=args.threads)
+        for name, path in specs.items()
     }
     predictions: dict[str, dict[str, str]] = {name: {} for name in engines}
     seconds = dict.fromkeys(engines, 0.0)
