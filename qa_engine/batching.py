@@ -5,12 +5,14 @@ requests) both plan their onnxruntime calls here, so a window is padded and grou
 same way wherever it comes from. Pure numpy: no onnxruntime, no asyncio.
 
 A batch is bounded by ``max_windows`` (rows) and ``max_tokens`` (padded tokens: rows x
-padded width). Windows are taken longest first, so every batch is padded to its first
-member's width (rounded up to a bucket when ``buckets`` are given: a small set of shapes
-that an OpenVINO session can compile and warm up before it is needed), and, with
-``pad_rows``, to one of :func:`row_sizes` rows. On OpenVINO every new input shape costs a
-slow first run, so the engine (offline) and the server use the same buckets and row
-sizes and run each shape once ahead (:func:`warmup_shapes`, ``QAEngine.warm_up``).
+padded width); with ``min_call_tokens`` it is also split by length where smaller calls cost
+no more per token (the serve batcher measures that floor at warm-up). Windows are taken
+longest first, so every batch is padded to its first member's width (rounded up to a
+bucket when ``buckets`` are given: a small set of shapes that an OpenVINO session can
+compile and warm up before it is needed), and, with ``pad_rows``, to one of
+:func:`row_sizes` rows. On OpenVINO every new input shape costs a slow first run, so the
+engine (offline) and the server use the same buckets and row sizes and run each shape
+once ahead (:func:`warmup_shapes`, ``QAEngine.warm_up``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ tokenizes while the current one runs), its windows join the fair queue
 of a request per batch, so a long document never stalls the requests behind it), and one
 background task takes batches from it under ``max_batch_tokens`` /
 ``max_batch_windows``, groups them by length with the one batching rule
-(:func:`qa_engine.batching.plan_batches`, padded to length buckets), runs them on a single
+(:func:`qa_engine.batching.plan_batches`: the engine's length buckets, and a split by
+length into calls no smaller than the session needs for full speed, measured at warm-up
+by :mod:`qa_engine.call_cost`), runs them on a single
 inference thread (the event loop keeps accepting meanwhile) and hands each request its
 own logits back; each request is then decoded on its own with the one decoder. A
 window's logits do not depend on what shares its batch (a variant for which they would,
