@@ -122,3 +122,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def serve_each(batcher, questions, contexts) -> list:
+    """Start the serve ``batcher``, submit every (question, context) as a request of its
+    own, all at once, then close it: each request's decoded results, in order."""
+    import asyncio
+
+    async def main():
+        await batcher.start()
+        try:
+            return await asyncio.gather(
+                *(batcher.submit([q], [c]) for q, c in zip(questions, contexts, strict=True))
+            )
+        finally:
+            await batcher.close()
+
+    return asyncio.run(main())

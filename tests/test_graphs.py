@@ -201,7 +201,7 @@ def test_cuda_graphs_replay_the_plain_cuda_answers(tiny_model_dir: Path, tmp_pat
 
 # ------------------------------------------------------------- serving on graphs
 def test_serve_batcher_runs_on_the_captured_buckets(tiny_onnx_dir, plain, monkeypatch):
-    import asyncio
+    from conftest import serve_each
 
     from qa_engine.serve.batcher import Batcher
 
@@ -215,17 +215,7 @@ def test_serve_batcher_runs_on_the_captured_buckets(tiny_onnx_dir, plain, monkey
     assert batcher.warm_up() == len(engine._graph_runner.plan) == binder.allocations
     assert batcher.limits.buckets == (32, 48)  # without buckets, graphs plan at their widths
     questions, contexts = make_pairs(24, seed=5)
-
-    async def main():
-        await batcher.start()
-        try:
-            return await asyncio.gather(
-                *(batcher.submit([q], [c]) for q, c in zip(questions, contexts, strict=True))
-            )
-        finally:
-            await batcher.close()
-
-    answers = [key(decoded[0].answers[0]) for decoded in asyncio.run(main())]
+    answers = [key(d[0].answers[0]) for d in serve_each(batcher, questions, contexts)]
     assert answers == [key(a) for a in plain.predict(questions, contexts)]
     assert binder.allocations == len(engine._graph_runner.plan)  # nothing bound after warm-up
 

@@ -107,8 +107,9 @@ def test_serve_split_by_length_on_openvino_runs_only_warmed_shapes(
 ) -> None:
     """The serve batcher on OpenVINO: buckets and padded rows, warm-up measures the call
     floor, and a split batch still runs only shapes warmed ahead, answering as predict."""
-    import asyncio
     import dataclasses
+
+    from conftest import serve_each
 
     from qa_engine.serve.batcher import Batcher
 
@@ -126,17 +127,7 @@ def test_serve_split_by_length_on_openvino_runs_only_warmed_shapes(
         engine.session, "run", lambda ids, *rest: shapes.append(ids.shape) or run(ids, *rest)
     )
     questions, contexts = _pairs(24, seed=3)
-
-    async def main():
-        await batcher.start()
-        try:
-            return await asyncio.gather(
-                *(batcher.submit([q], [c]) for q, c in zip(questions, contexts, strict=True))
-            )
-        finally:
-            await batcher.close()
-
-    results = asyncio.run(main())
+    results = serve_each(batcher, questions, contexts)
     assert shapes and set(shapes) <= warmed
     for (decoded,), question, context in zip(results, questions, contexts, strict=True):
         alone = engine.predict(question, context)
