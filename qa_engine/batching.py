@@ -240,9 +240,20 @@ def pad_windows(
     windows: Sequence[Window], width: int, pad_id: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``input_ids``, ``attention_mask``, ``token_type_ids``, each ``(batch, width)`` int64."""
-    input_ids = np.full((len(windows), width), pad_id, dtype=np.int64)  # (batch, seq)
-    attention = np.zeros((len(windows), width), dtype=np.int64)  # (batch, seq)
-    type_ids = np.zeros((len(windows), width), dtype=np.int64)  # (batch, seq)
+    arrays = tuple(np.empty((len(windows), width), dtype=np.int64) for _ in range(3))
+    return fill_padded(windows, arrays, pad_id)
+
+
+def fill_padded(
+    windows: Sequence[Window], arrays: tuple[np.ndarray, ...], pad_id: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Write ``windows`` into ``(rows, width)`` arrays; rows and columns beyond them are
+    padding with attention 0 (their outputs are dropped)."""
+    input_ids, attention, type_ids = arrays  # (rows, width) each
+    input_ids.fill(pad_id)
+    attention.fill(0)
+    type_ids.fill(0)
+    width = input_ids.shape[1]
     for row, window in enumerate(windows):
         n = len(window)
         if n > width:

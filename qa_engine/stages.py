@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from qa_engine.batching import fill_padded
 from qa_engine.tokenization import Window
 
 # Batches padded ahead of the one running (the pipeline's queues, the pool's slots).
@@ -142,26 +143,6 @@ class BufferPool:
             flat[:] = [np.empty(size, dtype=np.int64) for _ in range(3)]
             self.allocations += 1
         return tuple(a[:size].reshape(rows, width) for a in flat)
-
-
-def fill_padded(
-    windows: Sequence[Window], arrays: tuple[np.ndarray, ...], pad_id: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Write ``windows`` into ``(rows, width)`` arrays; rows and columns beyond them are
-    padding with attention 0 (their outputs are dropped)."""
-    input_ids, attention, type_ids = arrays  # (rows, width) each
-    input_ids.fill(pad_id)
-    attention.fill(0)
-    type_ids.fill(0)
-    width = input_ids.shape[1]
-    for row, window in enumerate(windows):
-        n = len(window)
-        if n > width:
-            raise ValueError(f"window of {n} tokens does not fit a batch {width} wide")
-        input_ids[row, :n] = window.input_ids
-        attention[row, :n] = 1
-        type_ids[row, :n] = window.type_ids
-    return input_ids, attention, type_ids
 
 
 def cut_outputs(
