@@ -88,3 +88,11 @@ def test_runtime_commands_report_missing_onnxruntime(tmp_path) -> None:
 def test_unknown_command_fails() -> None:
     result = CliRunner().invoke(cli, ["nonsense"])
     assert result.exit_code != 0
+
+
+def test_export_cli_choices_are_the_options_choices() -> None:
+    """qa_engine/export/command.py keeps literal copies (for a fast --help): they must match."""
+    from qa_engine.export import command, options
+
+    assert command.OPTIMIZE_LEVELS == options.OPTIMIZE_LEVELS
+    assert command.QUANTIZE_MODES == options.QUANTIZE_MODES
